@@ -1,0 +1,176 @@
+package storage
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Session is one refresh-token family.
+type Session struct {
+	ID         string
+	UserID     string
+	IDP        string
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	ExpiresAt  time.Time // absolute
+	RevokedAt  *time.Time
+}
+
+// NewSession describes a session to create with its first refresh token.
+type NewSession struct {
+	UserID    string
+	IDP       string
+	TokenHash []byte
+	Now       time.Time
+	ExpiresAt time.Time
+}
+
+// CreateSession creates a session and its first refresh token in one
+// statement. ErrNotFound when the user does not exist (deleted meanwhile).
+func (s *Store) CreateSession(ctx context.Context, n NewSession) (Session, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	sess := Session{ID: NewID(), UserID: n.UserID, IDP: n.IDP, CreatedAt: n.Now, LastUsedAt: n.Now, ExpiresAt: n.ExpiresAt}
+	var id string
+	err := s.pool.QueryRow(ctx, `
+		WITH s AS (
+			INSERT INTO sessions (id, user_id, idp, created_at, last_used_at, expires_at)
+			SELECT $1, u.id, $3, $4, $4, $5 FROM users u WHERE u.id = $2
+			RETURNING id
+		)
+		INSERT INTO refresh_tokens (hash, session_id, created_at)
+		SELECT $6, s.id, $4 FROM s
+		RETURNING session_id`,
+		sess.ID, n.UserID, n.IDP, n.Now, n.ExpiresAt, n.TokenHash).Scan(&id)
+	if err != nil {
+		return Session{}, classify(err)
+	}
+	return sess, nil
+}
+
+// Outcome of a refresh-token rotation.
+type Outcome string
+
+const (
+	Rotated Outcome = "rotated" // the token was live; its child is live now
+	Retried Outcome = "retried" // a retry within the grace: the same child again
+	Reused  Outcome = "reused"  // replay after the grace: the session is revoked
+	Revoked Outcome = "revoked"
+	Expired Outcome = "expired" // absolute or idle lifetime over
+	Unknown Outcome = "unknown"
+)
+
+// Rotation is the result of Rotate.
+type Rotation struct {
+	Outcome   Outcome
+	SessionID string
+	UserID    string
+	IDP       string
+	ExpiresAt time.Time
+}
+
+// Ok reports whether the caller may issue tokens (Rotated or Retried).
+func (r Rotation) Ok() bool { return r.Outcome == Rotated || r.Outcome == Retried }
+
+// RotateParams are the inputs of one rotation.
+type RotateParams struct {
+	Hash  []byte // SHA-256 of the presented token
+	Child []byte // SHA-256 of the child token derived from it
+	Now   time.Time
+	Grace time.Duration
+	Idle  time.Duration
+}
+
+// Rotate exchanges a refresh token for its child in one round trip (a
+// single statement calling broker_rotate_refresh, which locks the token and
+// then its session). Concurrent rotations of one token therefore serialise:
+// one rotates, the others see a retry within the grace (same child) or a
+// reuse after it; there are never two live children.
+func (s *Store) Rotate(ctx context.Context, p RotateParams) (Rotation, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var (
+		r             Rotation
+		outcome       string
+		sid, uid, idp *string
+		expires       *time.Time
+	)
+	err := s.pool.QueryRow(ctx, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5)`,
+		p.Hash, p.Child, p.Now, p.Grace, p.Idle).Scan(&outcome, &sid, &uid, &idp, &expires)
+	if err != nil {
+		return Rotation{}, classify(err)
+	}
+	r.Outcome = Outcome(outcome)
+	if sid != nil {
+		r.SessionID, r.UserID, r.IDP, r.ExpiresAt = *sid, *uid, *idp, *expires
+	}
+	return r, nil
+}
+
+// SessionByToken returns the session a refresh token (any generation)
+// belongs to.
+func (s *Store) SessionByToken(ctx context.Context, hash []byte) (Session, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	return scanSession(s.pool.QueryRow(ctx, `
+		SELECT s.id, s.user_id, s.idp, s.created_at, s.last_used_at, s.expires_at, s.revoked_at
+		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1`, hash))
+}
+
+// Session returns one session by id.
+func (s *Store) Session(ctx context.Context, id string) (Session, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	return scanSession(s.pool.QueryRow(ctx, `
+		SELECT id, user_id, idp, created_at, last_used_at, expires_at, revoked_at
+		FROM sessions WHERE id = $1`, id))
+}
+
+func scanSession(row pgx.Row) (Session, error) {
+	var x Session
+	err := row.Scan(&x.ID, &x.UserID, &x.IDP, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.RevokedAt)
+	return x, classify(err)
+}
+
+// RevokeSession revokes one session (idempotent).
+func (s *Store) RevokeSession(ctx context.Context, id string, now time.Time, reason string) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx,
+		`UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL`,
+		id, now, reason)
+	return classify(err)
+}
+
+// RevokeUserSessions revokes every live session of a user and returns how
+// many were revoked.
+func (s *Store) RevokeUserSessions(ctx context.Context, userID string, now time.Time, reason string) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx,
+		`UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL`,
+		userID, now, reason)
+	if err != nil {
+		return 0, classify(err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// Cleanup deletes sessions (with their tokens) that ended before cutoff:
+// expired absolutely, idle for longer than idle, or revoked. It returns the
+// number of sessions deleted.
+func (s *Store) Cleanup(ctx context.Context, now time.Time, idle, keep time.Duration) (int64, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	cutoff := now.Add(-keep)
+	tag, err := s.pool.Exec(ctx, `
+		DELETE FROM sessions
+		WHERE expires_at < $1 OR last_used_at + $2::interval < $1 OR revoked_at < $1`,
+		cutoff, idle)
+	if err != nil {
+		return 0, classify(err)
+	}
+	return tag.RowsAffected(), nil
+}

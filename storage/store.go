@@ -1,0 +1,119 @@
+// Package storage keeps the broker's users, identities, sessions, refresh
+// tokens and signing keys in PostgreSQL (pgx). Every method takes the
+// current time as an argument: the store has no clock of its own.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+var (
+	// ErrNotFound: no such row.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict: a unique key is already taken (e.g. an identity that
+	// belongs to another user).
+	ErrConflict = errors.New("storage: conflict")
+	// ErrUnavailable wraps failures to reach the database (connection
+	// refused, reset, pool exhausted, timeouts): callers answer 503.
+	ErrUnavailable = errors.New("storage: database unavailable")
+)
+
+// Options tune the connection pool.
+type Options struct {
+	MaxConns        int32         // default: max(4, 4 × GOMAXPROCS) as pgxpool does
+	AcquireTimeout  time.Duration // how long a request waits for a free connection; default 2s
+	ConnectTimeout  time.Duration // default 5s
+	StatementBudget time.Duration // per-statement timeout applied by callers via context; informational
+}
+
+// Store is the Postgres-backed store. It is safe for concurrent use.
+type Store struct {
+	pool           *pgxpool.Pool
+	acquireTimeout time.Duration
+}
+
+// Open connects a pool to url. It does not wait for the database to be
+// reachable: use Ping.
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database.url: %w", err)
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.AcquireTimeout == 0 {
+		o.AcquireTimeout = 2 * time.Second
+	}
+	cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
+	cfg.HealthCheckPeriod = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return &Store{pool: pool, acquireTimeout: o.AcquireTimeout}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Pool exposes the pool to the migration runner and tests.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.acquireTimeout)
+	defer cancel()
+	return classify(s.pool.Ping(ctx))
+}
+
+// classify maps driver errors onto the package's sentinels.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505":
+			return fmt.Errorf("%w: %s", ErrConflict, pgErr.ConstraintName)
+		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // admin/crash shutdown, cannot connect now
+			pgErr.Code[:2] == "08", // connection exceptions
+			pgErr.Code == "53300":  // too many connections
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		return err
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	// Anything that is not a server-side error is a connection problem:
+	// refused, reset, timed out, pool acquire deadline.
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// withTimeout bounds one store call, so that an exhausted pool or a hung
+// server fails fast instead of queueing forever.
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.acquireTimeout+3*time.Second)
+}
+
+// tx runs fn in one transaction.
+func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	return classify(pgx.BeginFunc(ctx, s.pool, fn))
+}

@@ -1,0 +1,149 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// User is a broker user. ID is opaque and random.
+type User struct {
+	ID        string
+	Profile   map[string]string
+	CreatedAt time.Time
+}
+
+// Identity links a provider account to a user.
+type Identity struct {
+	Provider string
+	Subject  string
+	UserID   string
+	Profile  map[string]string
+	GrantEnc []byte // encrypted provider tokens, or nil
+	LinkedAt time.Time
+}
+
+// IdentityUser returns the user id owning (provider, subject), or ErrNotFound.
+func (s *Store) IdentityUser(ctx context.Context, provider, subject string) (string, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var id string
+	err := s.pool.QueryRow(ctx,
+		`SELECT user_id FROM identities WHERE provider = $1 AND subject = $2`,
+		provider, subject).Scan(&id)
+	return id, classify(err)
+}
+
+// UpdateIdentityGrant replaces the stored (encrypted) provider grant.
+func (s *Store) UpdateIdentityGrant(ctx context.Context, provider, subject string, grantEnc []byte) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx,
+		`UPDATE identities SET grant_enc = $3 WHERE provider = $1 AND subject = $2`,
+		provider, subject, grantEnc)
+	return classify(err)
+}
+
+// NewUser describes a user to create with its first identity.
+type NewUser struct {
+	Now      time.Time
+	Profile  map[string]string
+	Identity Identity
+	Once     *Once // optional single-use mark recorded in the same transaction
+}
+
+// CreateUser creates a user and its first identity in one transaction. If
+// the identity already exists (two first-time logins racing) or Once was
+// used before, it returns ErrConflict and creates nothing; the caller then
+// looks the identity up.
+func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
+	now := n.Now
+	u := User{ID: NewID(), Profile: n.Profile, CreatedAt: now}
+	if u.Profile == nil {
+		u.Profile = map[string]string{}
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := useOnce(ctx, tx, n.Once); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx,
+			`INSERT INTO users (id, profile, created_at) VALUES ($1, $2, $3)`,
+			u.ID, u.Profile, now); err != nil {
+			return err
+		}
+		return insertIdentity(ctx, tx, u.ID, n.Identity, now)
+	})
+	if err != nil {
+		return User{}, err
+	}
+	return u, nil
+}
+
+// LinkIdentity attaches an identity to an existing user. ErrConflict if the
+// identity belongs to anyone (including this user); ErrNotFound if the user
+// is gone.
+func (s *Store) LinkIdentity(ctx context.Context, userID string, ident Identity, now time.Time) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1 FOR SHARE`, userID).Scan(&one); err != nil {
+			return err
+		}
+		return insertIdentity(ctx, tx, userID, ident, now)
+	})
+}
+
+func insertIdentity(ctx context.Context, tx pgx.Tx, userID string, ident Identity, now time.Time) error {
+	p := ident.Profile
+	if p == nil {
+		p = map[string]string{}
+	}
+	_, err := tx.Exec(ctx,
+		`INSERT INTO identities (provider, subject, user_id, profile, grant_enc, linked_at)
+		 VALUES ($1, $2, $3, $4, $5, $6)`,
+		ident.Provider, ident.Subject, userID, p, ident.GrantEnc, now)
+	return err
+}
+
+// User returns a user and its identities (oldest first).
+func (s *Store) User(ctx context.Context, id string) (User, []Identity, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var u User
+	err := s.pool.QueryRow(ctx,
+		`SELECT id, profile, created_at FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Profile, &u.CreatedAt)
+	if err != nil {
+		return User{}, nil, classify(err)
+	}
+	rows, err := s.pool.Query(ctx,
+		`SELECT provider, subject, user_id, profile, grant_enc, linked_at
+		 FROM identities WHERE user_id = $1 ORDER BY linked_at, provider`, id)
+	if err != nil {
+		return User{}, nil, classify(err)
+	}
+	idents, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Identity, error) {
+		var i Identity
+		err := r.Scan(&i.Provider, &i.Subject, &i.UserID, &i.Profile, &i.GrantEnc, &i.LinkedAt)
+		return i, err
+	})
+	if err != nil {
+		return User{}, nil, classify(err)
+	}
+	return u, idents, nil
+}
+
+// DeleteUser deletes a user with its identities, sessions and refresh
+// tokens (one statement; foreign keys cascade).
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+	if err != nil {
+		return classify(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("user: %w", ErrNotFound)
+	}
+	return nil
+}
