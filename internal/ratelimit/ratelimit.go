@@ -1,0 +1,109 @@
+// Package ratelimit limits requests per client address with GCRA (a token
+// bucket of `burst` requests refilled evenly over a period), and finds the
+// client address behind trusted proxies.
+package ratelimit
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Limiter allows n requests per period per key, in bursts up to n.
+// A nil *Limiter allows everything.
+type Limiter struct {
+	interval time.Duration // time to earn one request
+	tau      time.Duration // burst tolerance
+	mu       sync.Mutex
+	tat      map[string]time.Time // theoretical arrival time per key
+	swept    time.Time
+}
+
+// New returns a limiter of n requests per period, or nil when n <= 0 (off).
+func New(n int, period time.Duration) *Limiter {
+	if n <= 0 {
+		return nil
+	}
+	iv := period / time.Duration(n)
+	return &Limiter{interval: iv, tau: iv * time.Duration(n), tat: map[string]time.Time{}}
+}
+
+// Allow records one request for key at now. When refused, retryAfter says
+// how long until the next request would be allowed.
+func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	tat := l.tat[key]
+	if tat.Before(now) {
+		tat = now
+	}
+	next := tat.Add(l.interval)
+	if over := next.Sub(now) - l.tau; over > 0 {
+		return false, over
+	}
+	l.tat[key] = next
+	return true, 0
+}
+
+// sweep forgets keys whose bucket is full again, at most once a period.
+func (l *Limiter) sweep(now time.Time) {
+	if now.Sub(l.swept) < l.tau {
+		return
+	}
+	l.swept = now
+	for k, t := range l.tat {
+		if t.Before(now) {
+			delete(l.tat, k)
+		}
+	}
+}
+
+// ClientAddr returns the address a request comes from: the TCP peer, or,
+// when the peer is a trusted proxy, the right-most X-Forwarded-For entry
+// that is not itself a trusted proxy.
+func ClientAddr(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !isTrusted(peer, trusted) {
+		return peer.String()
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return client.String() // garbage: stop at the last address we could trust
+			}
+			client = a.Unmap()
+			if !isTrusted(client, trusted) {
+				return client.String()
+			}
+		}
+	}
+	return client.String()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
