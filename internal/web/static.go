@@ -1,0 +1,116 @@
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socialbroker/broker/templates"
+)
+
+// assets is templates/static with a strong ETag per file. Embedded files have
+// no modification time, so http.FileServer alone would send neither ETag nor
+// Last-Modified; a content hash lets browsers revalidate with no-cache.
+type assets struct {
+	fsys  fs.FS
+	etags map[string]string // "style.css" -> `"<hash>"`
+}
+
+var staticAssets = sync.OnceValues(func() (*assets, error) {
+	sub, err := fs.Sub(templates.FS, "static")
+	if err != nil {
+		return nil, fmt.Errorf("web: static assets: %w", err)
+	}
+	a := &assets{fsys: sub, etags: make(map[string]string)}
+	err = fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(sub, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		a.etags[p] = `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("web: static assets: %w", err)
+	}
+	return a, nil
+})
+
+// allowRead answers 405 for anything but GET and HEAD.
+func allowRead(w http.ResponseWriter, req *http.Request) bool {
+	if req.Method == http.MethodGet || req.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+	return false
+}
+
+// Static serves templates/static; mount it with
+// http.StripPrefix("/static", web.Static()) at /static/. Responses carry
+// Cache-Control: no-cache and a content-hash ETag, so browsers revalidate
+// every time and get 304 while a file is unchanged. Directories are not
+// listed.
+func Static() http.Handler {
+	a, err := staticAssets()
+	if err != nil { // only if the embed itself is broken; New reports it at startup
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		})
+	}
+	files := http.FileServerFS(a.fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !allowRead(w, req) {
+			return
+		}
+		name := strings.TrimPrefix(path.Clean("/"+req.URL.Path), "/")
+		etag, ok := a.etags[name]
+		if !ok || strings.HasSuffix(req.URL.Path, "/") {
+			http.NotFound(w, req) // unknown file, or a directory: no listings
+			return
+		}
+		h := w.Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("ETag", etag)
+		h.Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, req)
+	})
+}
+
+// Demo serves the demo frontend (static/demo.html) for GET and HEAD; mount it
+// at /demo/. Its script and stylesheet come from /static/. It answers with the
+// page whatever the path below the mount point is.
+func Demo() http.Handler {
+	a, err := staticAssets()
+	var page []byte
+	if err == nil {
+		page, err = fs.ReadFile(a.fsys, "demo.html")
+	}
+	if err != nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		})
+	}
+	etag := a.etags["demo.html"]
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !allowRead(w, req) {
+			return
+		}
+		h := w.Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("ETag", etag)
+		h.Set("X-Content-Type-Options", "nosniff")
+		http.ServeContent(w, req, "demo.html", time.Time{}, bytes.NewReader(page))
+	})
+}
