@@ -1,0 +1,688 @@
+package emulator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"html"
+	"html/template"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+const (
+	codeTTL    = 10 * time.Minute // authorization codes
+	consentTTL = 30 * time.Minute // an open consent page
+)
+
+// authRequest is a validated authorization request waiting for consent.
+type authRequest struct {
+	clientID    string
+	redirectURI string
+	state       string
+	nonce       string
+	challenge   string
+	method      string // "S256" or "plain" when challenge is set
+	scopes      []string
+	offline     bool // Google access_type=offline
+	created     time.Time
+}
+
+// authCode is an issued, not yet redeemed authorization code.
+type authCode struct {
+	req      *authRequest
+	user     User
+	issued   time.Time
+	authTime time.Time
+}
+
+// authzError is a refused authorization request: an error page when page is
+// set (client or redirect URI cannot be trusted), else an error redirect.
+type authzError struct {
+	page   bool
+	status int
+	code   string
+	desc   string
+}
+
+var kakaoScopes = []string{
+	"profile_nickname", "profile_image", "account_email", "name", "gender", "age_range", "birthday",
+	"birthyear", "phone_number", "account_ci", "openid", "friends", "talk_message", "talk_calendar",
+	"plusfriends", "shipping_address", "legal_name", "legal_birth_date", "legal_gender",
+}
+
+const (
+	googleEmailScope   = "https://www.googleapis.com/auth/userinfo.email"
+	googleProfileScope = "https://www.googleapis.com/auth/userinfo.profile"
+)
+
+func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	if !methodIn(r, http.MethodGet) {
+		methodNotAllowed(w, http.MethodGet)
+		return
+	}
+	q := r.URL.Query()
+	req, aerr := e.validateAuthorize(q)
+	if aerr != nil {
+		if aerr.page || req == nil {
+			e.renderError(w, aerr)
+			return
+		}
+		e.redirectError(w, r, req.redirectURI, req.state, aerr.code, aerr.desc)
+		return
+	}
+	id := randToken(24)
+	u := e.currentUser()
+	e.mu.Lock()
+	e.pending[id] = req
+	e.mu.Unlock()
+	e.renderConsent(w, id, req, u)
+}
+
+// validateAuthorize checks an authorization request the way the provider
+// does. A nil request with an error means an error page.
+func (e *Emulator) validateAuthorize(q url.Values) (*authRequest, *authzError) {
+	clientID := q.Get("client_id")
+	if clientID != e.opts.ClientID {
+		return nil, e.invalidClientPage(clientID)
+	}
+	redirectURI := q.Get("redirect_uri")
+	if !slices.Contains(e.opts.RedirectURIs, redirectURI) {
+		return nil, e.redirectMismatchPage(redirectURI)
+	}
+	req := &authRequest{
+		clientID:    clientID,
+		redirectURI: redirectURI,
+		state:       q.Get("state"),
+		created:     e.now(),
+	}
+	if e.kind != Naver {
+		req.nonce = q.Get("nonce")
+	}
+	if rt := q.Get("response_type"); rt != "code" {
+		switch e.kind {
+		case Google:
+			return req, &authzError{page: true, status: 400, code: "invalid_request", desc: fmt.Sprintf("Invalid response_type: %s", rt)}
+		case Kakao:
+			return req, &authzError{code: "invalid_request", desc: "Unsupported response type: " + rt}
+		default:
+			return req, &authzError{code: "unsupported_response_type", desc: "response_type must be code"}
+		}
+	}
+	if e.kind == Naver && req.state == "" {
+		return req, &authzError{page: true, status: 400, code: "invalid_request", desc: "state 파라미터가 없습니다. 네이버 로그인 요청에는 state 값이 반드시 필요합니다."}
+	}
+	scopes, aerr := e.parseScopes(q.Get("scope"))
+	if aerr != nil {
+		return req, aerr
+	}
+	req.scopes = scopes
+	if e.kind == Google && q.Get("access_type") == "offline" {
+		req.offline = true
+	}
+	if e.kind != Naver { // Naver's legacy API has no PKCE: code_challenge is ignored
+		if aerr := e.parsePKCE(q, req); aerr != nil {
+			return req, aerr
+		}
+	}
+	return req, nil
+}
+
+func (e *Emulator) invalidClientPage(clientID string) *authzError {
+	switch e.kind {
+	case Kakao:
+		return &authzError{page: true, status: 400, code: "KOE101", desc: fmt.Sprintf("잘못된 앱 키를 사용했습니다. Not exist client_id [%s]", clientID)}
+	case Naver:
+		return &authzError{page: true, status: 400, code: "invalid_client", desc: "등록되지 않은 애플리케이션입니다. client_id를 확인해 주세요."}
+	case Google:
+		return &authzError{page: true, status: 400, code: "invalid_client", desc: "The OAuth client was not found."}
+	case OIDC:
+		return &authzError{page: true, status: 400, code: "invalid_client", desc: "Unknown client_id."}
+	default:
+		return &authzError{page: true, status: 400, code: "invalid_client", desc: "Client ID not registered"}
+	}
+}
+
+func (e *Emulator) redirectMismatchPage(redirectURI string) *authzError {
+	switch e.kind {
+	case Kakao:
+		return &authzError{page: true, status: 400, code: "KOE006", desc: "등록하지 않은 리다이렉트 URI를 사용해 인가 코드를 요청했습니다."}
+	case Naver:
+		return &authzError{page: true, status: 400, code: "redirect_uri_mismatch", desc: "redirect_uri가 등록된 Callback URL과 일치하지 않습니다."}
+	case Google:
+		return &authzError{page: true, status: 400, code: "redirect_uri_mismatch", desc: fmt.Sprintf("You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy. redirect_uri=%s", redirectURI)}
+	case OIDC:
+		return &authzError{page: true, status: 400, code: "invalid_request", desc: "The redirect_uri is not registered for this client."}
+	default:
+		return &authzError{page: true, status: 400, code: "invalid_request", desc: "Unregistered Redirect URI."}
+	}
+}
+
+// parseScopes returns the granted scopes, normalised (Google's userinfo URLs
+// become "email" and "profile").
+func (e *Emulator) parseScopes(raw string) ([]string, *authzError) {
+	switch e.kind {
+	case Naver:
+		return nil, nil // items are chosen in the developer console
+	case Kakao:
+		// Documented as comma-separated; space-separated lists (what
+		// golang.org/x/oauth2 sends) are accepted by the real server too.
+		items := strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == ' ' })
+		if len(items) == 0 {
+			return []string{"profile_nickname", "profile_image", "account_email", "openid"}, nil
+		}
+		var out []string
+		for _, it := range items {
+			if !slices.Contains(kakaoScopes, it) {
+				return nil, &authzError{page: true, status: 400, code: "KOE205", desc: fmt.Sprintf("설정하지 않은 동의 항목을 요청했습니다: %s", it)}
+			}
+			if !slices.Contains(out, it) {
+				out = append(out, it)
+			}
+		}
+		return out, nil
+	case Google:
+		items := strings.Fields(raw)
+		if len(items) == 0 {
+			return nil, &authzError{page: true, status: 400, code: "invalid_request", desc: "Missing required parameter: scope"}
+		}
+		var out []string
+		for _, it := range items {
+			switch it {
+			case googleEmailScope:
+				it = "email"
+			case googleProfileScope:
+				it = "profile"
+			case "openid", "email", "profile":
+			default:
+				return nil, &authzError{page: true, status: 400, code: "invalid_scope", desc: fmt.Sprintf("Some requested scopes were invalid. {invalid=[%s]}", it)}
+			}
+			if !slices.Contains(out, it) {
+				out = append(out, it)
+			}
+		}
+		return out, nil
+	case OIDC:
+		var out []string
+		for _, it := range strings.Fields(raw) {
+			switch it {
+			case "openid", "email", "profile", "offline_access":
+			default:
+				return nil, &authzError{code: "invalid_scope", desc: "Unknown scope: " + it}
+			}
+			if !slices.Contains(out, it) {
+				out = append(out, it)
+			}
+		}
+		return out, nil
+	default: // OAuth2: Gitea-like, scopes are recorded, never refused
+		return strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == ' ' }), nil
+	}
+}
+
+func (e *Emulator) pkceMethods() []string {
+	switch e.kind {
+	case Google, OAuth2:
+		return []string{"plain", "S256"}
+	default:
+		return []string{"S256"}
+	}
+}
+
+func (e *Emulator) parsePKCE(q url.Values, req *authRequest) *authzError {
+	challenge := q.Get("code_challenge")
+	method := q.Get("code_challenge_method")
+	if challenge == "" {
+		return nil
+	}
+	if method == "" {
+		method = "plain" // RFC 7636 default
+	}
+	bad := func(desc string) *authzError {
+		if e.kind == Google {
+			return &authzError{page: true, status: 400, code: "invalid_request", desc: desc}
+		}
+		return &authzError{code: "invalid_request", desc: desc}
+	}
+	if !slices.Contains(e.pkceMethods(), method) {
+		return bad("Unsupported code_challenge_method: " + method)
+	}
+	if method == "S256" && !isS256Challenge(challenge) {
+		return bad("Invalid code_challenge: it must be the base64url SHA-256 of the code_verifier (43 characters).")
+	}
+	if method == "plain" && !validVerifier(challenge) {
+		return bad("Invalid code_challenge.")
+	}
+	req.challenge = challenge
+	req.method = method
+	return nil
+}
+
+func isS256Challenge(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == sha256.Size
+}
+
+// validVerifier checks RFC 7636's code_verifier syntax: 43-128 characters of
+// [A-Za-z0-9-._~].
+func validVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
+}
+
+func pkceMatches(method, challenge, verifier string) bool {
+	if !validVerifier(verifier) {
+		return false
+	}
+	if method == "plain" {
+		return verifier == challenge
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:]) == challenge
+}
+
+// handleConsent receives the consent form.
+func (e *Emulator) handleConsent(w http.ResponseWriter, r *http.Request) {
+	if !methodIn(r, http.MethodPost) {
+		methodNotAllowed(w, http.MethodPost)
+		return
+	}
+	id := r.PostForm.Get("request_id")
+	action := r.PostForm.Get("action")
+	now := e.now()
+	e.mu.Lock()
+	req, ok := e.pending[id]
+	if ok {
+		delete(e.pending, id)
+	}
+	u := e.user
+	e.mu.Unlock()
+	if !ok || now.Sub(req.created) > consentTTL {
+		e.renderError(w, &authzError{page: true, status: 400, code: "invalid_request", desc: e.text("The consent request is unknown, already answered or expired. Start the login again.", "동의 요청이 만료되었거나 이미 처리되었습니다. 처음부터 다시 로그인해 주세요.")})
+		return
+	}
+	switch action {
+	case "approve":
+		code := e.newCode()
+		e.mu.Lock()
+		e.codes[code] = &authCode{req: req, user: u, issued: now, authTime: now}
+		if _, linked := e.linked[u.Subject]; !linked {
+			e.linked[u.Subject] = now
+		}
+		e.mu.Unlock()
+		target, err := url.Parse(req.redirectURI)
+		if err != nil {
+			http.Error(w, "emulator: bad redirect URI", http.StatusInternalServerError)
+			return
+		}
+		v := target.Query()
+		v.Set("code", code)
+		if req.state != "" {
+			v.Set("state", req.state)
+		}
+		target.RawQuery = v.Encode()
+		http.Redirect(w, r, target.String(), http.StatusFound)
+	case "deny":
+		desc := map[Kind]string{
+			Kakao:  "User denied access",
+			Naver:  "Canceled By User",
+			Google: "The user denied access to the app.",
+			OIDC:   "The resource owner denied the request.",
+			OAuth2: "The resource owner or authorization server denied the request.",
+		}[e.kind]
+		e.redirectError(w, r, req.redirectURI, req.state, "access_denied", desc)
+	default:
+		http.Error(w, "emulator: action must be approve or deny", http.StatusBadRequest)
+	}
+}
+
+// newCode returns an authorization code in the provider's usual format.
+func (e *Emulator) newCode() string {
+	switch e.kind {
+	case Kakao:
+		return randToken(64) // ~86 characters, like Kakao's codes
+	case Naver:
+		return randAlnum(18)
+	case Google:
+		return "4/0A" + randToken(48) // Google codes contain a '/': it must be URL-encoded
+	default:
+		return randToken(32)
+	}
+}
+
+func (e *Emulator) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, code, desc string) {
+	target, err := url.Parse(redirectURI)
+	if err != nil {
+		http.Error(w, "emulator: bad redirect URI", http.StatusInternalServerError)
+		return
+	}
+	v := target.Query()
+	v.Set("error", code)
+	if desc != "" {
+		v.Set("error_description", desc)
+	}
+	if state != "" {
+		v.Set("state", state)
+	}
+	target.RawQuery = v.Encode()
+	http.Redirect(w, r, target.String(), http.StatusFound)
+}
+
+func (e *Emulator) text(en, ko string) string {
+	if e.kind == Kakao || e.kind == Naver {
+		return ko
+	}
+	return en
+}
+
+// ---- HTML ----
+
+var consentTmpl = template.Must(template.New("consent").Parse(`<!DOCTYPE html>
+<html lang="{{.Lang}}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>
+body{font-family:system-ui,sans-serif;background:#f4f4f4;margin:0}
+main{max-width:26rem;margin:3rem auto;background:#fff;border-radius:12px;padding:1.5rem 2rem;box-shadow:0 1px 4px rgba(0,0,0,.15)}
+.brand{font-weight:700;color:{{.Color}}}
+ul{padding-left:1.2rem}
+button{font-size:1rem;padding:.7rem 1.2rem;border-radius:8px;border:1px solid #ccc;margin-right:.5rem;cursor:pointer}
+#approve{background:{{.Color}};border-color:{{.Color}};color:{{.ButtonText}}}
+</style>
+</head>
+<body>
+<main id="consent-page" data-provider="{{.Provider}}">
+<p class="brand">{{.Brand}}</p>
+<h1 id="client">{{.App}}</h1>
+<p id="user">{{.Greeting}}</p>
+<h2>{{.ItemsHeading}}</h2>
+<ul id="scopes">
+{{range .Items}}<li>{{.}}</li>
+{{end}}</ul>
+<form id="consent" method="post" action="{{.Action}}">
+<input type="hidden" name="request_id" value="{{.RequestID}}">
+<button id="approve" type="submit" name="action" value="approve">{{.ApproveLabel}}</button>
+<button id="deny" type="submit" name="action" value="deny">{{.DenyLabel}}</button>
+</form>
+</main>
+</body>
+</html>
+`))
+
+var errorTmpl = template.Must(template.New("error").Parse(`<!DOCTYPE html>
+<html lang="{{.Lang}}">
+<head>
+<meta charset="utf-8">
+<title>{{.Title}}</title>
+</head>
+<body>
+<main id="error" data-error="{{.Code}}" data-error-description="{{.Desc}}">
+<p>{{.Brand}}</p>
+<h1>{{.Title}}</h1>
+<p id="error-code">{{.CodeLabel}}</p>
+<p id="error-description">{{.Desc}}</p>
+</main>
+</body>
+</html>
+`))
+
+type consentPage struct {
+	Lang, Title, Provider, Brand, Color, ButtonText string
+	App, Greeting, ItemsHeading                     string
+	Items                                           []string
+	Action, RequestID, ApproveLabel, DenyLabel      string
+}
+
+func (e *Emulator) renderConsent(w http.ResponseWriter, id string, req *authRequest, u User) {
+	app := req.clientID
+	nick := u.Nickname
+	if nick == "" {
+		nick = u.Name
+	}
+	p := consentPage{Provider: string(e.kind), App: app, Action: e.p.consent, RequestID: id, ButtonText: "#fff"}
+	switch e.kind {
+	case Kakao:
+		labels := map[string]string{
+			"profile_nickname": "닉네임", "profile_image": "프로필 사진", "account_email": "카카오계정(이메일)",
+			"name": "이름", "gender": "성별", "age_range": "연령대", "birthday": "생일", "birthyear": "출생 연도",
+			"phone_number": "카카오계정(전화번호)", "account_ci": "CI(연계정보)", "openid": "OpenID Connect 사용자 식별",
+		}
+		p.Lang, p.Title, p.Brand, p.Color, p.ButtonText = "ko", "카카오계정 동의 화면", "kakao", "#FEE500", "#191919"
+		p.Greeting = nick + " 님, " + app + " 서비스 이용을 위해 아래 정보 제공에 동의해 주세요."
+		p.ItemsHeading = "제공 항목"
+		for _, s := range req.scopes {
+			l := labels[s]
+			if l == "" {
+				l = s
+			}
+			p.Items = append(p.Items, l+" ("+s+")")
+		}
+		p.ApproveLabel, p.DenyLabel = "동의하고 계속하기", "취소"
+	case Naver:
+		p.Lang, p.Title, p.Brand, p.Color = "ko", "네이버 아이디로 로그인", "NAVER", "#03C75A"
+		p.Greeting = app + "에서 " + nick + "님의 아래 정보에 접근하려고 합니다."
+		p.ItemsHeading = "제공 정보"
+		if u.Name != "" {
+			p.Items = append(p.Items, "회원이름")
+		}
+		if u.Email != "" {
+			p.Items = append(p.Items, "연락처 이메일 주소")
+		}
+		if u.Nickname != "" {
+			p.Items = append(p.Items, "별명")
+		}
+		if u.Picture != "" {
+			p.Items = append(p.Items, "프로필 사진")
+		}
+		p.ApproveLabel, p.DenyLabel = "동의하기", "취소"
+	case Google:
+		p.Lang, p.Title, p.Brand, p.Color = "en", "Sign in - Google Accounts", "Sign in with Google", "#1A73E8"
+		who := u.Email
+		if who == "" {
+			who = nick
+		}
+		p.Greeting = app + " wants to access your Google Account (" + who + ", " + nick + ")"
+		p.ItemsHeading = "This will allow " + app + " to:"
+		for _, s := range req.scopes {
+			switch s {
+			case "openid":
+				p.Items = append(p.Items, "Associate you with your personal info on Google (openid)")
+			case "email":
+				p.Items = append(p.Items, "See your primary Google Account email address (email)")
+			case "profile":
+				p.Items = append(p.Items, "See your personal info, including any personal info you've made publicly available (profile)")
+			}
+		}
+		p.ApproveLabel, p.DenyLabel = "Continue", "Cancel"
+	case OIDC:
+		p.Lang, p.Title, p.Brand, p.Color = "en", "Authorize "+app, "OpenID Connect Provider", "#3f51b5"
+		p.Greeting = "Signed in as " + nick + ". " + app + " is requesting access to your account."
+		p.ItemsHeading = "Requested scopes"
+		p.Items = req.scopes
+		p.ApproveLabel, p.DenyLabel = "Allow", "Cancel"
+	default:
+		p.Lang, p.Title, p.Brand, p.Color = "en", "Authorize Application", "Gitea", "#609926"
+		p.Greeting = "Signed in as " + nick + ". " + app + " would like to access your account."
+		p.ItemsHeading = "Requested scopes"
+		p.Items = req.scopes
+		if len(p.Items) == 0 {
+			p.Items = []string{"read:user (default)"}
+		}
+		p.ApproveLabel, p.DenyLabel = "Authorize Application", "Cancel"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "DENY")
+	_ = consentTmpl.Execute(w, p)
+}
+
+func (e *Emulator) renderError(w http.ResponseWriter, a *authzError) {
+	status := a.status
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	data := struct{ Lang, Title, Brand, Code, CodeLabel, Desc string }{Code: a.code, Desc: a.desc}
+	switch e.kind {
+	case Kakao:
+		data.Lang, data.Brand, data.Title = "ko", "kakao", "앱 관리자 설정 오류 ("+a.code+")"
+		data.CodeLabel = "에러 코드: " + a.code
+	case Naver:
+		data.Lang, data.Brand, data.Title = "ko", "NAVER", "네이버 로그인 오류"
+		data.CodeLabel = "오류 코드: " + a.code
+	case Google:
+		data.Lang, data.Brand, data.Title = "en", "Google", "Access blocked: This app's request is invalid"
+		data.CodeLabel = fmt.Sprintf("Error %d: %s", status, a.code)
+	default:
+		data.Lang, data.Brand, data.Title = "en", string(e.kind), "Authorization error"
+		data.CodeLabel = "Error: " + a.code
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = errorTmpl.Execute(w, data)
+}
+
+// ---- Approve / Deny ----
+
+// Approve plays a user who clicks "agree" on the consent page, with its own
+// http.Client that does not follow redirects: GET authURL, then submit the
+// consent form. It returns the redirect target (the registered redirect_uri
+// with code and state, or the provider's error redirect). If the authorize
+// request itself is invalid (bad client_id / redirect_uri), it returns an
+// *AuthorizeError describing the provider's error page.
+//
+// authURL may also be a URL that redirects (possibly several times) to this
+// emulator's authorize endpoint, such as the broker's login URL; cookies set
+// along the way are not kept.
+func (e *Emulator) Approve(ctx context.Context, authURL string) (*url.URL, error) {
+	return e.answerConsent(ctx, authURL, "approve")
+}
+
+// Deny plays a user who cancels on the consent page. It returns
+// redirect_uri?error=access_denied&error_description=…&state=….
+func (e *Emulator) Deny(ctx context.Context, authURL string) (*url.URL, error) {
+	return e.answerConsent(ctx, authURL, "deny")
+}
+
+var (
+	reFormAction = regexp.MustCompile(`<form id="consent" method="post" action="([^"]*)"`)
+	reRequestID  = regexp.MustCompile(`name="request_id" value="([^"]*)"`)
+	reErrCode    = regexp.MustCompile(`data-error="([^"]*)"`)
+	reErrDesc    = regexp.MustCompile(`data-error-description="([^"]*)"`)
+)
+
+func (e *Emulator) answerConsent(ctx context.Context, authURL, action string) (*url.URL, error) {
+	client := &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       30 * time.Second,
+	}
+	current, err := url.Parse(authURL)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: bad authorize URL: %w", err)
+	}
+	for hops := 0; ; hops++ {
+		resp, body, err := do(ctx, client, http.MethodGet, current.String(), nil)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode >= 300 && resp.StatusCode < 400:
+			loc, err := resp.Location()
+			if err != nil {
+				return nil, fmt.Errorf("emulator: redirect without a Location from %s", current.Redacted())
+			}
+			if e.isOwnAuthorize(loc) && hops < 10 {
+				current = loc // e.g. the broker's login URL pointing here
+				continue
+			}
+			return loc, nil // the provider's error redirect
+		case resp.StatusCode == http.StatusOK:
+			m := reFormAction.FindSubmatch(body)
+			id := reRequestID.FindSubmatch(body)
+			if m == nil || id == nil {
+				return nil, fmt.Errorf("emulator: %s did not answer with a consent page", current.Redacted())
+			}
+			formURL, err := current.Parse(html.UnescapeString(string(m[1])))
+			if err != nil {
+				return nil, fmt.Errorf("emulator: bad consent form action: %w", err)
+			}
+			form := url.Values{"request_id": {html.UnescapeString(string(id[1]))}, "action": {action}}
+			resp, body, err := do(ctx, client, http.MethodPost, formURL.String(), strings.NewReader(form.Encode()))
+			if err != nil {
+				return nil, err
+			}
+			if resp.StatusCode < 300 || resp.StatusCode >= 400 {
+				return nil, pageError(resp.StatusCode, body)
+			}
+			loc, err := resp.Location()
+			if err != nil {
+				return nil, fmt.Errorf("emulator: consent answer without a Location")
+			}
+			return loc, nil
+		default:
+			return nil, pageError(resp.StatusCode, body)
+		}
+	}
+}
+
+func (e *Emulator) isOwnAuthorize(u *url.URL) bool {
+	base, _ := url.Parse(e.base)
+	return u.Host == base.Host && (u.Path == e.p.authorize || (e.p.authorizeAlias != "" && u.Path == e.p.authorizeAlias))
+}
+
+func pageError(status int, body []byte) error {
+	ae := &AuthorizeError{Status: status}
+	if m := reErrCode.FindSubmatch(body); m != nil {
+		ae.Code = html.UnescapeString(string(m[1]))
+	}
+	if m := reErrDesc.FindSubmatch(body); m != nil {
+		ae.Description = html.UnescapeString(string(m[1]))
+	}
+	if ae.Code == "" {
+		ae.Code = http.StatusText(status)
+		ae.Description = strings.TrimSpace(string(body))
+		if len(ae.Description) > 200 {
+			ae.Description = ae.Description[:200]
+		}
+	}
+	return ae
+}
+
+func do(ctx context.Context, client *http.Client, method, target string, body io.Reader) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("emulator: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("emulator: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("emulator: reading %s: %w", target, err)
+	}
+	return resp, b, nil
+}

@@ -1,0 +1,623 @@
+// Package emulator runs strict, in-process emulators of the identity providers
+// the broker talks to (Kakao, Naver, Google, a generic OpenID Connect provider
+// and a Gitea-like OAuth2 server). Each emulator is a real HTTP server on
+// loopback that speaks the provider's wire format, including its quirks and its
+// error shapes, and refuses everything the real provider refuses: unknown
+// client_id, unregistered redirect_uri, replayed or expired codes, bad PKCE
+// verifiers, wrong client secrets.
+//
+// The emulators back the broker's tests and `broker dev`. Faults (slow or
+// failing endpoints, oversized bodies, forged id_tokens) are switched on with
+// SetFaults.
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Kind selects which provider an Emulator plays.
+type Kind string
+
+// The providers that can be emulated.
+const (
+	Kakao  Kind = "kakao"
+	Naver  Kind = "naver"
+	Google Kind = "google"
+	OIDC   Kind = "oidc"   // a generic OpenID Connect provider (Google-like, own paths)
+	OAuth2 Kind = "oauth2" // a generic OAuth2 server with JSON userinfo, Gitea-like
+)
+
+// User is the person who consents on the emulator's consent page.
+type User struct {
+	Subject       string // Kakao: decimal digits, emitted as a JSON *number* in /v2/user/me (written verbatim, never via float64); Naver: string; OAuth2: a JSON number when all digits, else a string
+	Email         string // "" = absent (not consented)
+	EmailVerified bool
+	Nickname      string
+	Name          string
+	Picture       string
+}
+
+// Options configure an Emulator.
+type Options struct {
+	Kind           Kind
+	ClientID       string
+	ClientSecret   string           // "" = no secret required; when set, token requests must carry it (client_secret_post; Naver also accepts it in the query)
+	AdminKey       string           // Kakao: admin key for /v1/user/unlink with `Authorization: KakaoAK <key>`
+	RedirectURIs   []string         // registered redirect URIs, exact string match
+	ExtraAudiences []string         // extra audiences MintIDToken may be asked for (Kakao native app key)
+	User           User             // the user who consents by default
+	Addr           string           // listen address; default "127.0.0.1:0"
+	Now            func() time.Time // default time.Now
+}
+
+// Endpoints are the absolute URLs of an emulator's endpoints. Issuer and
+// JWKSURL are "" for providers without OpenID Connect (Naver, OAuth2);
+// RevokeURL is "" for OAuth2 (Gitea has no revocation endpoint).
+type Endpoints struct{ AuthURL, TokenURL, UserinfoURL, Issuer, JWKSURL, RevokeURL string }
+
+// Call is one request the emulator received.
+type Call struct {
+	Method, Path  string
+	Form          url.Values // query and form body merged (body values first)
+	Authorization string
+}
+
+// Faults make an emulator misbehave. The zero value is an honest provider.
+type Faults struct {
+	TokenStatus    int           // non-zero: the token endpoint answers this HTTP status with TokenBody (default: the provider's generic error JSON; for 5xx a plain "Internal Server Error" HTML)
+	TokenBody      string        // body for TokenStatus
+	TokenDelay     time.Duration // sleep before answering (the request context cancels the sleep)
+	UserinfoStatus int           // like TokenStatus, for the userinfo endpoints
+	UserinfoBody   string        // body for UserinfoStatus
+	UserinfoDelay  time.Duration // like TokenDelay, for the userinfo endpoints
+	HugeBody       bool          // token and userinfo answer 200 with a valid JSON body > 2 MiB
+	IDToken        IDTokenFault  // defect of every id_token issued or minted from now on
+	RevokeStatus   int           // non-zero: revoke/unlink answers this status and revokes nothing
+}
+
+// IDTokenFault is a defect put into id_tokens.
+type IDTokenFault string
+
+// The id_token defects.
+const (
+	IDTokenHonest      IDTokenFault = ""
+	BadSignature       IDTokenFault = "bad_signature"    // signature bytes altered
+	WrongAudience      IDTokenFault = "wrong_audience"   // aud is another client
+	WrongIssuer        IDTokenFault = "wrong_issuer"     // iss is another issuer
+	WrongNonce         IDTokenFault = "wrong_nonce"      // nonce is a fresh random value
+	MissingNonce       IDTokenFault = "missing_nonce"    // no nonce claim
+	Expired            IDTokenFault = "expired"          // iat two hours ago, exp one hour ago
+	FutureIssuedAt     IDTokenFault = "future_iat"       // iat an hour ahead
+	AlgNone            IDTokenFault = "alg_none"         // {"alg":"none"} and an empty signature
+	HS256WithPublicKey IDTokenFault = "hs256_public_key" // HMAC-SHA256 keyed with the PEM of the emulator's public key, kid of the real key
+	AttackerKey        IDTokenFault = "attacker_key"     // signed by a key not in the JWKS but with the real kid
+	UnknownKid         IDTokenFault = "unknown_kid"      // signed by the next key, whose kid is not in the JWKS until RotateKey
+	MissingSub         IDTokenFault = "missing_sub"      // no sub claim
+	SubMismatch        IDTokenFault = "sub_mismatch"     // sub differs from the userinfo subject
+)
+
+// AuthorizeError is returned by Approve and Deny when the provider refuses the
+// authorization request itself with an error page instead of a redirect
+// (unknown client_id, unregistered redirect_uri, ...).
+type AuthorizeError struct {
+	Status      int    // HTTP status of the error page
+	Code        string // e.g. "KOE006", "redirect_uri_mismatch", "invalid_client"
+	Description string // the page's explanation
+}
+
+func (e *AuthorizeError) Error() string {
+	return fmt.Sprintf("emulator: the provider refused the authorization request with an error page (HTTP %d): %s: %s", e.Status, e.Code, e.Description)
+}
+
+// Emulator is one running provider emulator.
+type Emulator struct {
+	kind      Kind
+	opts      Options
+	now       func() time.Time
+	p         paths
+	ln        net.Listener
+	srv       *http.Server
+	base      string
+	done      chan struct{}
+	closeOnce sync.Once
+
+	mu          sync.Mutex
+	user        User
+	faults      Faults
+	pending     map[string]*authRequest // consent page id -> authorization request
+	codes       map[string]*authCode
+	access      map[string]*accessToken
+	refresh     map[string]*grant
+	linked      map[string]time.Time // subject -> connected_at; Kakao unlink removes it
+	calls       []Call
+	keys        []*signingKey // published in the JWKS, oldest first
+	active      *signingKey   // signs id_tokens
+	next        *signingKey   // UnknownKid signs with it; RotateKey publishes it
+	attacker    *signingKey
+	jwksFetches int
+}
+
+type paths struct {
+	authorize, authorizeAlias, consent, token, userinfo, oidcUserinfo string
+	jwks, discovery, revoke, logout                                   string
+}
+
+func pathsFor(k Kind) paths {
+	switch k {
+	case Kakao:
+		return paths{authorize: "/oauth/authorize", consent: "/oauth/consent", token: "/oauth/token",
+			userinfo: "/v2/user/me", oidcUserinfo: "/v1/oidc/userinfo", jwks: "/.well-known/jwks.json",
+			discovery: "/.well-known/openid-configuration", revoke: "/v1/user/unlink", logout: "/v1/user/logout"}
+	case Naver:
+		return paths{authorize: "/oauth2.0/authorize", consent: "/oauth2.0/consent", token: "/oauth2.0/token",
+			userinfo: "/v1/nid/me", revoke: "/oauth2.0/revoke"}
+	case Google:
+		return paths{authorize: "/o/oauth2/v2/auth", authorizeAlias: "/o/oauth2/auth", consent: "/o/oauth2/consent",
+			token: "/token", userinfo: "/v1/userinfo", jwks: "/oauth2/v3/certs",
+			discovery: "/.well-known/openid-configuration", revoke: "/revoke"}
+	case OIDC:
+		return paths{authorize: "/authorize", consent: "/consent", token: "/token", userinfo: "/userinfo",
+			jwks: "/jwks", discovery: "/.well-known/openid-configuration", revoke: "/revoke"}
+	default: // OAuth2
+		return paths{authorize: "/login/oauth/authorize", consent: "/login/oauth/grant",
+			token: "/login/oauth/access_token", userinfo: "/api/v1/user"}
+	}
+}
+
+func (k Kind) hasOIDC() bool { return k == Kakao || k == Google || k == OIDC }
+
+// Start validates opts and starts the emulator's HTTP server.
+func Start(opts Options) (*Emulator, error) {
+	switch opts.Kind {
+	case Kakao, Naver, Google, OIDC, OAuth2:
+	default:
+		return nil, fmt.Errorf("emulator: unknown kind %q", opts.Kind)
+	}
+	if opts.ClientID == "" {
+		return nil, errors.New("emulator: ClientID is required")
+	}
+	opts.RedirectURIs = slices.Clone(opts.RedirectURIs)
+	opts.ExtraAudiences = slices.Clone(opts.ExtraAudiences)
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	user := defaultUser(opts.Kind, opts.User)
+	if err := validateUser(opts.Kind, user); err != nil {
+		return nil, err
+	}
+	e := &Emulator{
+		kind:    opts.Kind,
+		opts:    opts,
+		now:     now,
+		p:       pathsFor(opts.Kind),
+		done:    make(chan struct{}),
+		user:    user,
+		pending: map[string]*authRequest{},
+		codes:   map[string]*authCode{},
+		access:  map[string]*accessToken{},
+		refresh: map[string]*grant{},
+		linked:  map[string]time.Time{},
+	}
+	if e.kind.hasOIDC() {
+		k, err := newSigningKey()
+		if err != nil {
+			return nil, err
+		}
+		e.keys = []*signingKey{k}
+		e.active = k
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: listen: %w", err)
+	}
+	e.ln = ln
+	e.base = "http://" + displayAddr(ln.Addr())
+	mux := http.NewServeMux()
+	e.routes(mux)
+	e.srv = &http.Server{Handler: e.record(mux), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = e.srv.Serve(ln) }()
+	return e, nil
+}
+
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func (e *Emulator) routes(mux *http.ServeMux) {
+	mux.HandleFunc(e.p.authorize, e.handleAuthorize)
+	if e.p.authorizeAlias != "" {
+		mux.HandleFunc(e.p.authorizeAlias, e.handleAuthorize)
+	}
+	mux.HandleFunc(e.p.consent, e.handleConsent)
+	mux.HandleFunc(e.p.token, e.handleToken)
+	mux.HandleFunc(e.p.userinfo, e.handleUserinfo)
+	if e.p.oidcUserinfo != "" {
+		mux.HandleFunc(e.p.oidcUserinfo, e.handleUserinfo)
+	}
+	if e.p.jwks != "" {
+		mux.HandleFunc(e.p.jwks, e.handleJWKS)
+	}
+	if e.p.discovery != "" {
+		mux.HandleFunc(e.p.discovery, e.handleDiscovery)
+	}
+	if e.p.revoke != "" {
+		mux.HandleFunc(e.p.revoke, e.handleRevoke)
+	}
+	if e.p.logout != "" {
+		mux.HandleFunc(e.p.logout, e.handleKakaoLogout)
+	}
+}
+
+// record stores every request in Calls before handling it.
+func (e *Emulator) record(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		c := Call{Method: r.Method, Path: r.URL.Path, Form: cloneValues(r.Form), Authorization: r.Header.Get("Authorization")}
+		e.mu.Lock()
+		e.calls = append(e.calls, c)
+		e.mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// URL is the base URL, without a trailing slash.
+func (e *Emulator) URL() string { return e.base }
+
+// Close stops the server and aborts requests in flight (including delayed ones).
+func (e *Emulator) Close() {
+	e.closeOnce.Do(func() {
+		close(e.done)
+		_ = e.srv.Close()
+	})
+}
+
+// Endpoints returns the absolute URLs of the emulator's endpoints.
+func (e *Emulator) Endpoints() Endpoints {
+	abs := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		return e.base + p
+	}
+	ep := Endpoints{
+		AuthURL:     abs(e.p.authorize),
+		TokenURL:    abs(e.p.token),
+		UserinfoURL: abs(e.p.userinfo),
+		JWKSURL:     abs(e.p.jwks),
+		RevokeURL:   abs(e.p.revoke),
+	}
+	if e.kind.hasOIDC() {
+		ep.Issuer = e.base
+	}
+	return ep
+}
+
+// SetUser sets who consents from now on. Grants already made keep their user.
+// It panics when u.Subject is not valid for the kind (Kakao: decimal digits).
+func (e *Emulator) SetUser(u User) {
+	u = defaultUser(e.kind, u)
+	if err := validateUser(e.kind, u); err != nil {
+		panic(err)
+	}
+	e.mu.Lock()
+	e.user = u
+	e.mu.Unlock()
+}
+
+// SetFaults replaces the current faults; the zero value is an honest provider.
+func (e *Emulator) SetFaults(f Faults) {
+	e.mu.Lock()
+	e.faults = f
+	e.mu.Unlock()
+}
+
+func (e *Emulator) currentFaults() Faults {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.faults
+}
+
+func (e *Emulator) currentUser() User {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.user
+}
+
+// Calls returns the recorded requests, oldest first.
+func (e *Emulator) Calls() []Call {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Call, len(e.calls))
+	for i, c := range e.calls {
+		c.Form = cloneValues(c.Form)
+		out[i] = c
+	}
+	return out
+}
+
+// CallCount returns how many requests were made to path (e.g. "/oauth/token").
+func (e *Emulator) CallCount(path string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, c := range e.calls {
+		if c.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// JWKSFetches returns how many times the JWKS was fetched.
+func (e *Emulator) JWKSFetches() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.jwksFetches
+}
+
+// ---- users ----
+
+func defaultUser(k Kind, u User) User {
+	if u == (User{}) {
+		switch k {
+		case Kakao:
+			return User{Subject: "3012345678", Email: "ryan@kakao.example", EmailVerified: true, Nickname: "라이언", Name: "김라이언", Picture: "https://k.kakaocdn.example/dn/ryan/img_640x640.jpg"}
+		case Naver:
+			return User{Subject: "Wb3xq0kZt8cF1rPq5Jm0y7u4sLdE6aHnVgXo9iKc2Qs", Email: "minji@naver.example", EmailVerified: true, Nickname: "민지", Name: "이민지", Picture: "https://phinf.pstatic.example/profile/minji.png"}
+		case Google:
+			return User{Subject: "108123456789012345678", Email: "alice@gmail.example", EmailVerified: true, Nickname: "alice", Name: "Alice Example", Picture: "https://lh3.googleusercontent.example/a/alice=s96-c"}
+		case OIDC:
+			return User{Subject: "f2b6c1d0-6a55-4a8e-9c1e-4d1f0b8a7e21", Email: "bob@oidc.example", EmailVerified: true, Nickname: "bob", Name: "Bob Example", Picture: "https://oidc.example/avatars/bob.png"}
+		default:
+			return User{Subject: "42", Email: "carol@gitea.example", EmailVerified: true, Nickname: "carol", Name: "Carol Example", Picture: "https://gitea.example/avatars/carol"}
+		}
+	}
+	if u.Subject == "" {
+		switch k {
+		case Kakao:
+			u.Subject = "3012345678"
+		case Naver:
+			u.Subject = "Wb3xq0kZt8cF1rPq5Jm0y7u4sLdE6aHnVgXo9iKc2Qs"
+		case Google:
+			u.Subject = "108123456789012345678"
+		case OIDC:
+			u.Subject = "f2b6c1d0-6a55-4a8e-9c1e-4d1f0b8a7e21"
+		default:
+			u.Subject = "42"
+		}
+	}
+	return u
+}
+
+func validateUser(k Kind, u User) error {
+	if k == Kakao && !isJSONInteger(u.Subject) {
+		return fmt.Errorf("emulator: a Kakao User.Subject must be decimal digits without leading zeros, got %q", u.Subject)
+	}
+	return nil
+}
+
+// isJSONInteger reports whether s is a non-negative integer in JSON number
+// syntax (digits, no leading zero).
+func isJSONInteger(s string) bool {
+	if s == "" || (len(s) > 1 && s[0] == '0') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- helpers ----
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = slices.Clone(vs)
+	}
+	return out
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("emulator: crypto/rand: " + err.Error())
+	}
+	return b
+}
+
+// randToken returns a URL-safe random string carrying n random bytes.
+func randToken(n int) string { return base64.RawURLEncoding.EncodeToString(randBytes(n)) }
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// randAlnum returns n random characters from [A-Za-z0-9].
+func randAlnum(n int) string {
+	b := randBytes(n)
+	for i := range b {
+		b[i] = alnum[int(b[i])%len(alnum)]
+	}
+	return string(b)
+}
+
+// sleep waits d, or until ctx is cancelled or the emulator closes. It reports
+// whether the whole delay elapsed.
+func (e *Emulator) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-e.done:
+		return false
+	}
+}
+
+func (e *Emulator) jsonContentType() string {
+	if e.kind == Kakao {
+		return "application/json;charset=UTF-8"
+	}
+	return "application/json; charset=utf-8"
+}
+
+// writeJSON writes v as JSON. With huge set, a padding member makes the body
+// larger than 2 MiB while it stays valid JSON.
+func (e *Emulator) writeJSON(w http.ResponseWriter, status int, v any, huge bool) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "emulator: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if huge {
+		body = padJSON(body)
+	}
+	w.Header().Set("Content-Type", e.jsonContentType())
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// hugePadding is how much filler HugeBody adds: well above 2 MiB.
+const hugePadding = 2<<20 + 64<<10
+
+// padJSON inserts a filler member at the start of a JSON object, so that a
+// reader that truncates the body cannot decode anything useful from it.
+func padJSON(obj []byte) []byte {
+	if len(obj) < 2 || obj[0] != '{' {
+		return obj
+	}
+	var b strings.Builder
+	b.Grow(len(obj) + hugePadding + 32)
+	b.WriteString(`{"x_padding":"`)
+	b.WriteString(strings.Repeat("A", hugePadding))
+	b.WriteString(`"`)
+	if rest := obj[1:]; len(rest) > 1 { // not "}"
+		b.WriteString(",")
+	}
+	b.Write(obj[1:])
+	return []byte(b.String())
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow ...string) {
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+}
+
+func methodIn(r *http.Request, methods ...string) bool { return slices.Contains(methods, r.Method) }
+
+// writeFault answers an endpoint switched to a failing status by Faults.
+// endpoint is "token", "userinfo" or "revoke".
+func (e *Emulator) writeFault(w http.ResponseWriter, endpoint string, status int, body string) {
+	if body != "" {
+		ct := "text/plain; charset=utf-8"
+		if t := strings.TrimSpace(body); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+			ct = e.jsonContentType()
+		} else if strings.HasPrefix(t, "<") {
+			ct = "text/html; charset=utf-8"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+		return
+	}
+	if status >= 500 {
+		text := http.StatusText(status)
+		if text == "" {
+			text = "Internal Server Error"
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "<html><head><title>%d %s</title></head><body><h1>%s</h1></body></html>\n", status, text, text)
+		return
+	}
+	e.writeJSON(w, status, e.genericError(endpoint, status), false)
+}
+
+// genericError is the provider's usual error JSON for a status it was told to
+// answer.
+func (e *Emulator) genericError(endpoint string, status int) any {
+	text := http.StatusText(status)
+	if text == "" {
+		text = "error"
+	}
+	oauthErr := "invalid_request"
+	if status == http.StatusUnauthorized {
+		oauthErr = "invalid_client"
+	}
+	switch endpoint {
+	case "token":
+		switch e.kind {
+		case Kakao:
+			return map[string]any{"error": oauthErr, "error_description": text, "error_code": "KOE001"}
+		case Google:
+			return map[string]any{"error": oauthErr, "error_description": "Bad Request"}
+		default:
+			return map[string]any{"error": oauthErr, "error_description": text}
+		}
+	default: // userinfo, revoke
+		switch e.kind {
+		case Kakao:
+			if status == http.StatusUnauthorized {
+				return kakaoAPIError(-401, "this access token does not exist")
+			}
+			return kakaoAPIError(-1, text)
+		case Naver:
+			if status == http.StatusUnauthorized {
+				return naverAuthFailed()
+			}
+			return map[string]any{"errorMessage": text, "errorCode": fmt.Sprint(status)}
+		case OAuth2:
+			return map[string]any{"message": text, "url": e.base + "/api/swagger"}
+		default:
+			if status == http.StatusUnauthorized {
+				return map[string]any{"error": "invalid_token", "error_description": "Invalid Credentials"}
+			}
+			return map[string]any{"error": "invalid_request", "error_description": text}
+		}
+	}
+}
+
+type kakaoAPIErr struct {
+	Code int    `json:"code"`
+	Msg  string `json:"msg"`
+}
+
+func kakaoAPIError(code int, msg string) kakaoAPIErr { return kakaoAPIErr{Code: code, Msg: msg} }
+
+type naverAPIErr struct {
+	Resultcode string `json:"resultcode"`
+	Message    string `json:"message"`
+}
+
+func naverAuthFailed() naverAPIErr {
+	return naverAPIErr{Resultcode: "024", Message: "Authentication failed"}
+}

@@ -1,0 +1,283 @@
+package emulator
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"maps"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+// signingKey is an RSA-2048 key whose kid is its RFC 7638 thumbprint.
+type signingKey struct {
+	priv       *rsa.PrivateKey
+	kid        string
+	publicJSON json.RawMessage // the public JWK as published in the JWKS
+}
+
+func newSigningKey() (*signingKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: generating an RSA key: %w", err)
+	}
+	pub, err := jwk.FromRaw(&priv.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	if err := jwk.AssignKeyID(pub); err != nil { // SHA-256 thumbprint, RFC 7638
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	if err := pub.Set(jwk.AlgorithmKey, jwa.RS256); err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	if err := pub.Set(jwk.KeyUsageKey, "sig"); err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	js, err := json.Marshal(pub)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	return &signingKey{priv: priv, kid: pub.KeyID(), publicJSON: js}, nil
+}
+
+func mustNewSigningKey() *signingKey {
+	k, err := newSigningKey()
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// activeKeyLocked returns the signing key, creating it on first use (Naver and
+// OAuth2 emulators only need one when MintIDToken is called). e.mu is held.
+func (e *Emulator) activeKeyLocked() *signingKey {
+	if e.active == nil {
+		e.active = mustNewSigningKey()
+		e.keys = append(e.keys, e.active)
+	}
+	return e.active
+}
+
+// RotateKey adds a new signing key to the JWKS and signs with it from now on.
+// The previous keys stay published. The new key is the one UnknownKid tokens
+// were signed with, so those verify after the rotation.
+func (e *Emulator) RotateKey() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.activeKeyLocked()
+	if e.next == nil {
+		e.next = mustNewSigningKey()
+	}
+	e.keys = append(e.keys, e.next)
+	e.active = e.next
+	e.next = nil
+}
+
+// MintIDToken signs an id_token with the emulator's key, as a native SDK
+// would receive it. Missing iss, aud, iat, exp and sub are filled (iss =
+// Endpoints().Issuer, or URL() for kinds without one; aud = ClientID, or any of
+// ExtraAudiences when the caller sets it; iat = now; exp = now+1h; sub = the
+// current user's Subject). The current Faults.IDToken defect is applied.
+func (e *Emulator) MintIDToken(claims map[string]any) string {
+	c := maps.Clone(claims)
+	if c == nil {
+		c = map[string]any{}
+	}
+	now := e.now()
+	if _, ok := c["iss"]; !ok {
+		c["iss"] = e.base
+	}
+	if _, ok := c["aud"]; !ok {
+		c["aud"] = e.opts.ClientID
+	}
+	if _, ok := c["iat"]; !ok {
+		c["iat"] = now.Unix()
+	}
+	if _, ok := c["exp"]; !ok {
+		c["exp"] = now.Add(time.Hour).Unix()
+	}
+	if _, ok := c["sub"]; !ok {
+		c["sub"] = e.currentUser().Subject
+	}
+	return e.signIDToken(c, e.currentFaults().IDToken)
+}
+
+// idTokenFor builds the id_token of a token response. withNonce is false on
+// refresh (providers do not repeat the nonce then).
+func (e *Emulator) idTokenFor(g *grant, accessToken string, now time.Time, fault IDTokenFault, withNonce bool) string {
+	u := g.user
+	c := map[string]any{
+		"iss": e.base,
+		"aud": g.clientID,
+		"sub": u.Subject,
+		"iat": now.Unix(),
+		"exp": now.Add(time.Hour).Unix(),
+	}
+	if withNonce && g.nonce != "" {
+		c["nonce"] = g.nonce
+	}
+	switch e.kind {
+	case Kakao: // no email_verified, no at_hash
+		c["exp"] = now.Add(e.accessTTL()).Unix()
+		c["auth_time"] = g.authTime.Unix()
+		if g.has("profile_nickname") && u.Nickname != "" {
+			c["nickname"] = u.Nickname
+		}
+		if g.has("profile_image") && u.Picture != "" {
+			c["picture"] = u.Picture
+		}
+		if g.has("account_email") && u.Email != "" {
+			c["email"] = u.Email
+		}
+	case Google:
+		c["azp"] = g.clientID
+		c["at_hash"] = atHash(accessToken)
+		if g.has("email") && u.Email != "" {
+			c["email"] = u.Email
+			c["email_verified"] = u.EmailVerified
+		}
+		if g.has("profile") {
+			addProfile(c, u, false)
+		}
+	default: // OIDC
+		c["azp"] = g.clientID
+		c["at_hash"] = atHash(accessToken)
+		c["auth_time"] = g.authTime.Unix()
+		if g.has("email") && u.Email != "" {
+			c["email"] = u.Email
+			c["email_verified"] = u.EmailVerified
+		}
+		if g.has("profile") {
+			addProfile(c, u, true)
+		}
+	}
+	return e.signIDToken(c, fault)
+}
+
+// atHash is the OpenID Connect at_hash of an access token for RS256.
+func atHash(accessToken string) string {
+	sum := sha256.Sum256([]byte(accessToken))
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
+
+// signIDToken applies fault to the claims and signs them.
+func (e *Emulator) signIDToken(c map[string]any, fault IDTokenFault) string {
+	now := e.now()
+	switch fault {
+	case WrongAudience:
+		c["aud"] = "someone-else-" + e.opts.ClientID
+	case WrongIssuer:
+		c["iss"] = "https://issuer.attacker.example"
+	case WrongNonce:
+		c["nonce"] = "forged-" + randToken(12)
+	case MissingNonce:
+		delete(c, "nonce")
+	case Expired:
+		c["iat"] = now.Add(-2 * time.Hour).Unix()
+		c["exp"] = now.Add(-time.Hour).Unix()
+		if _, ok := c["auth_time"]; ok {
+			c["auth_time"] = now.Add(-2 * time.Hour).Unix()
+		}
+	case FutureIssuedAt:
+		c["iat"] = now.Add(time.Hour).Unix()
+		c["exp"] = now.Add(2 * time.Hour).Unix()
+	case MissingSub:
+		delete(c, "sub")
+	case SubMismatch:
+		c["sub"] = otherSubject(fmt.Sprint(c["sub"]))
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		panic("emulator: id_token claims: " + err.Error())
+	}
+
+	e.mu.Lock()
+	active := e.activeKeyLocked()
+	var signer *signingKey
+	kid := active.kid
+	switch fault {
+	case AttackerKey:
+		if e.attacker == nil {
+			e.attacker = mustNewSigningKey()
+		}
+		signer = e.attacker // kid stays the real one
+	case UnknownKid:
+		if e.next == nil {
+			e.next = mustNewSigningKey()
+		}
+		signer, kid = e.next, e.next.kid
+	default:
+		signer = active
+	}
+	e.mu.Unlock()
+
+	switch fault {
+	case AlgNone:
+		return compact(map[string]any{"alg": "none", "typ": "JWT"}, payload, nil)
+	case HS256WithPublicKey:
+		der, err := x509.MarshalPKIXPublicKey(&active.priv.PublicKey)
+		if err != nil {
+			panic("emulator: " + err.Error())
+		}
+		secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+		hdr, _ := json.Marshal(map[string]any{"alg": "HS256", "kid": active.kid, "typ": "JWT"})
+		input := b64(hdr) + "." + b64(payload)
+		mac := hmac.New(sha256.New, secret)
+		mac.Write([]byte(input))
+		return input + "." + b64(mac.Sum(nil))
+	}
+	tok := signRS256(signer, kid, payload)
+	if fault == BadSignature {
+		i := strings.LastIndexByte(tok, '.')
+		sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+		if err != nil {
+			panic("emulator: " + err.Error())
+		}
+		sig[len(sig)/2] ^= 0x5A
+		tok = tok[:i+1] + b64(sig)
+	}
+	return tok
+}
+
+func signRS256(k *signingKey, kid string, payload []byte) string {
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.KeyIDKey, kid); err != nil {
+		panic("emulator: " + err.Error())
+	}
+	if err := hdr.Set(jws.TypeKey, "JWT"); err != nil {
+		panic("emulator: " + err.Error())
+	}
+	out, err := jws.Sign(payload, jws.WithKey(jwa.RS256, k.priv, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		panic("emulator: signing an id_token: " + err.Error())
+	}
+	return string(out)
+}
+
+func compact(header map[string]any, payload, sig []byte) string {
+	hdr, _ := json.Marshal(header)
+	return b64(hdr) + "." + b64(payload) + "." + b64(sig)
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// otherSubject returns a different subject of the same shape.
+func otherSubject(sub string) string {
+	if isJSONInteger(sub) {
+		n, _ := new(big.Int).SetString(sub, 10)
+		return n.Add(n, big.NewInt(1)).String()
+	}
+	return sub + "-other"
+}
