@@ -1,0 +1,506 @@
+// Package config loads and validates the broker's YAML configuration.
+//
+// Loading expands ${VAR} from the environment inside scalar values (never
+// in keys, so a value cannot change the document's structure), refuses
+// unknown keys, parses durations and base64 keys, and reports every
+// problem at once, each naming its key.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/socialbroker/broker/internal/returnto"
+	"github.com/socialbroker/broker/providers"
+)
+
+// Config is the validated configuration.
+type Config struct {
+	Issuer    string
+	Listen    string
+	Database  Database
+	Cookies   Cookies
+	Tokens    Tokens
+	Keys      Keys
+	Redirects *returnto.Policy
+	CORS      CORS
+	Limits    Limits
+	Signup    Signup
+	Providers []providers.Config
+}
+
+type Database struct {
+	URL         string
+	AutoMigrate bool
+	MaxConns    int32
+}
+
+type Cookies struct {
+	HashKey  []byte
+	BlockKey []byte
+	Secure   bool
+}
+
+type Tokens struct {
+	AccessTTL      time.Duration
+	RefreshTTL     time.Duration
+	RefreshIdleTTL time.Duration
+	ReuseGrace     time.Duration
+	Audience       []string
+}
+
+type Keys struct {
+	EncryptionKey []byte
+	RotateEvery   time.Duration
+	JWKSMaxAge    time.Duration
+}
+
+type CORS struct {
+	AllowedOrigins []string
+}
+
+type Limits struct {
+	Login, Callback, Token int // per client address per minute; 0 = off
+	TrustedProxies         []netip.Prefix
+}
+
+type Signup struct {
+	Mode   string // form | auto
+	Fields []string
+}
+
+// file mirrors the YAML document. Scalars stay strings until validation so
+// that every problem can be reported with its key.
+type file struct {
+	Issuer   string `yaml:"issuer"`
+	Listen   string `yaml:"listen"`
+	Database struct {
+		URL         string `yaml:"url"`
+		AutoMigrate *bool  `yaml:"auto_migrate"`
+		MaxConns    int32  `yaml:"max_conns"`
+	} `yaml:"database"`
+	Cookies struct {
+		HashKey  string `yaml:"hash_key"`
+		BlockKey string `yaml:"block_key"`
+		Secure   *bool  `yaml:"secure"`
+	} `yaml:"cookies"`
+	Tokens struct {
+		AccessTTL      string   `yaml:"access_ttl"`
+		RefreshTTL     string   `yaml:"refresh_ttl"`
+		RefreshIdleTTL string   `yaml:"refresh_idle_ttl"`
+		ReuseGrace     string   `yaml:"reuse_grace"`
+		Audience       []string `yaml:"audience"`
+	} `yaml:"tokens"`
+	Keys struct {
+		EncryptionKey string `yaml:"encryption_key"`
+		RotateEvery   string `yaml:"rotate_every"`
+		JWKSMaxAge    string `yaml:"jwks_max_age"`
+	} `yaml:"keys"`
+	Redirects struct {
+		Allowed []string `yaml:"allowed"`
+		Default string   `yaml:"default"`
+	} `yaml:"redirects"`
+	CORS struct {
+		AllowedOrigins []string `yaml:"allowed_origins"`
+	} `yaml:"cors"`
+	Limits struct {
+		PerMinute struct {
+			Login    *int `yaml:"login"`
+			Callback *int `yaml:"callback"`
+			Token    *int `yaml:"token"`
+		} `yaml:"per_minute"`
+		TrustedProxies []string `yaml:"trusted_proxies"`
+	} `yaml:"limits"`
+	Signup struct {
+		Mode   string   `yaml:"mode"`
+		Fields []string `yaml:"fields"`
+	} `yaml:"signup"`
+	Providers []providers.Config `yaml:"providers"`
+}
+
+// Load reads and validates the file at path.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, getenv)
+}
+
+// Parse validates a YAML document. The error joins every problem found.
+func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if doc.Kind == 0 {
+		return nil, errors.New("config: the file is empty")
+	}
+	p := &problems{}
+	unset := map[string]string{} // key path → unset variable
+	expand(&doc, "", getenv, unset)
+	checkKeys(&doc, reflect.TypeOf(file{}), "", p)
+	var f file
+	if err := doc.Decode(&f); err != nil {
+		if len(p.list) > 0 { // wrong shapes, already named by key
+			return nil, p.err()
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c := validate(&f, p, unset)
+	if len(p.list) > 0 {
+		return nil, p.err()
+	}
+	return c, nil
+}
+
+type problems struct{ list []string }
+
+func (p *problems) add(key, format string, args ...any) {
+	p.list = append(p.list, key+": "+fmt.Sprintf(format, args...))
+}
+
+func (p *problems) err() error {
+	errs := make([]error, len(p.list))
+	for i, s := range p.list {
+		errs[i] = errors.New("config: " + s)
+	}
+	return errors.Join(errs...)
+}
+
+var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expand replaces ${VAR} in scalar values and records which keys used an
+// unset variable, so that "required" errors can say why.
+func expand(n *yaml.Node, path string, getenv func(string) string, unset map[string]string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			expand(c, path, getenv, unset)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			expand(n.Content[i+1], join(path, n.Content[i].Value), getenv, unset)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			expand(c, fmt.Sprintf("%s[%d]", path, i), getenv, unset)
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "${") {
+			return
+		}
+		n.Value = varRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			name := m[2 : len(m)-1]
+			v := getenv(name)
+			if v == "" {
+				unset[path] = name
+			}
+			return v
+		})
+		n.Tag = "!!str"
+		n.Style = 0
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// checkKeys reports every mapping key that has no field in t (by yaml tag).
+func checkKeys(n *yaml.Node, t reflect.Type, path string, p *problems) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			checkKeys(c, t, path, p)
+		}
+	case yaml.MappingNode:
+		if t.Kind() == reflect.Map {
+			return
+		}
+		if t.Kind() != reflect.Struct {
+			p.add(path, "expected a %s, got a mapping", kindName(t))
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			f, ok := fieldByTag(t, key)
+			if !ok {
+				p.add(join(path, key), "unknown key (line %d)", n.Content[i].Line)
+				continue
+			}
+			checkKeys(n.Content[i+1], f.Type, join(path, key), p)
+		}
+	case yaml.SequenceNode:
+		if t.Kind() != reflect.Slice {
+			p.add(path, "expected a %s, got a list", kindName(t))
+			return
+		}
+		for i, c := range n.Content {
+			checkKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), p)
+		}
+	case yaml.ScalarNode:
+		if t.Kind() == reflect.Struct || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			if n.Tag == "!!null" {
+				return
+			}
+			p.add(path, "expected a %s, got %q", kindName(t), n.Value)
+		}
+	}
+}
+
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "mapping"
+	case reflect.Slice:
+		return "list"
+	default:
+		return "scalar"
+	}
+}
+
+func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if strings.Split(f.Tag.Get("yaml"), ",")[0] == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func validate(f *file, p *problems, unset map[string]string) *Config {
+	c := &Config{}
+	required := func(key, v string) bool {
+		if v != "" {
+			return true
+		}
+		if name, ok := unset[key]; ok {
+			p.add(key, "required, but ${%s} is not set", name)
+		} else {
+			p.add(key, "required")
+		}
+		return false
+	}
+
+	// issuer
+	if required("issuer", f.Issuer) {
+		u, err := url.Parse(f.Issuer)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			p.add("issuer", "must be an absolute http(s) URL, got %q", f.Issuer)
+		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			p.add("issuer", "must not have a query, fragment or user info")
+		default:
+			c.Issuer = strings.TrimSuffix(f.Issuer, "/")
+		}
+	}
+	c.Listen = orDefault(f.Listen, "127.0.0.1:8080")
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		p.add("listen", "must be host:port, got %q", c.Listen)
+	}
+
+	// database
+	if required("database.url", f.Database.URL) {
+		c.Database.URL = f.Database.URL
+	}
+	c.Database.AutoMigrate = f.Database.AutoMigrate == nil || *f.Database.AutoMigrate
+	if f.Database.MaxConns < 0 {
+		p.add("database.max_conns", "must not be negative")
+	}
+	c.Database.MaxConns = f.Database.MaxConns
+
+	// cookies
+	c.Cookies.HashKey = key(p, unset, "cookies.hash_key", f.Cookies.HashKey, 32, 64)
+	c.Cookies.BlockKey = key(p, unset, "cookies.block_key", f.Cookies.BlockKey, 32)
+	c.Cookies.Secure = f.Cookies.Secure == nil || *f.Cookies.Secure
+
+	// tokens
+	c.Tokens.AccessTTL = duration(p, "tokens.access_ttl", f.Tokens.AccessTTL, 10*time.Minute, false)
+	c.Tokens.RefreshTTL = duration(p, "tokens.refresh_ttl", f.Tokens.RefreshTTL, 720*time.Hour, false)
+	c.Tokens.RefreshIdleTTL = duration(p, "tokens.refresh_idle_ttl", f.Tokens.RefreshIdleTTL, 168*time.Hour, false)
+	c.Tokens.ReuseGrace = duration(p, "tokens.reuse_grace", f.Tokens.ReuseGrace, 10*time.Second, true)
+	c.Tokens.Audience = f.Tokens.Audience
+	for i, a := range c.Tokens.Audience {
+		if strings.TrimSpace(a) == "" {
+			p.add(fmt.Sprintf("tokens.audience[%d]", i), "must not be blank")
+		}
+	}
+	if len(c.Tokens.Audience) == 0 && c.Issuer != "" {
+		c.Tokens.Audience = []string{c.Issuer}
+	}
+
+	// keys
+	c.Keys.EncryptionKey = key(p, unset, "keys.encryption_key", f.Keys.EncryptionKey, 32)
+	c.Keys.RotateEvery = duration(p, "keys.rotate_every", f.Keys.RotateEvery, 720*time.Hour, false)
+	c.Keys.JWKSMaxAge = duration(p, "keys.jwks_max_age", f.Keys.JWKSMaxAge, 10*time.Minute, false)
+
+	// redirects
+	if required("redirects.default", f.Redirects.Default) {
+		allowed := f.Redirects.Allowed
+		if len(allowed) == 0 {
+			p.add("redirects.allowed", "required: at least one allowed return_to prefix")
+		} else if pol, err := returnto.New(allowed, f.Redirects.Default); err != nil {
+			p.add("redirects", "%v", err)
+		} else {
+			c.Redirects = pol
+		}
+	}
+
+	// cors
+	for i, o := range f.CORS.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			p.add(fmt.Sprintf("cors.allowed_origins[%d]", i), "must be an origin like https://app.example.com, got %q", o)
+			continue
+		}
+		c.CORS.AllowedOrigins = append(c.CORS.AllowedOrigins, strings.ToLower(u.Scheme+"://"+u.Host))
+	}
+
+	// limits
+	c.Limits.Login = limit(p, "limits.per_minute.login", f.Limits.PerMinute.Login, 30)
+	c.Limits.Callback = limit(p, "limits.per_minute.callback", f.Limits.PerMinute.Callback, 30)
+	c.Limits.Token = limit(p, "limits.per_minute.token", f.Limits.PerMinute.Token, 120)
+	for i, s := range f.Limits.TrustedProxies {
+		pref, err := netip.ParsePrefix(s)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				p.add(fmt.Sprintf("limits.trusted_proxies[%d]", i), "must be a CIDR or an IP address, got %q", s)
+				continue
+			}
+			pref = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		c.Limits.TrustedProxies = append(c.Limits.TrustedProxies, pref.Masked())
+	}
+
+	// signup
+	c.Signup.Mode = orDefault(f.Signup.Mode, "form")
+	if c.Signup.Mode != "form" && c.Signup.Mode != "auto" {
+		p.add("signup.mode", "must be form or auto, got %q", c.Signup.Mode)
+	}
+	seen := map[string]bool{}
+	for i, name := range f.Signup.Fields {
+		key := fmt.Sprintf("signup.fields[%d]", i)
+		switch {
+		case !fieldName.MatchString(name):
+			p.add(key, "must be a lowercase name like nickname, got %q", name)
+		case name == "csrf_token":
+			p.add(key, "csrf_token is reserved")
+		case seen[name]:
+			p.add(key, "duplicate field %q", name)
+		}
+		seen[name] = true
+	}
+	c.Signup.Fields = f.Signup.Fields
+
+	// providers: validated by the registry, which names keys as providers[i].field
+	if len(f.Providers) == 0 {
+		p.add("providers", "required: at least one provider")
+	}
+	if _, err := providers.NewRegistry(f.Providers, providers.Options{RedirectBase: c.Issuer}); err != nil {
+		for _, e := range unjoin(err) {
+			p.list = append(p.list, e.Error())
+		}
+	}
+	c.Providers = f.Providers
+	return c
+}
+
+var fieldName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+func duration(p *problems, key, v string, def time.Duration, zeroOK bool) time.Duration {
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		p.add(key, "not a duration like 10m or 720h: %q", v)
+	case d < 0 || (d == 0 && !zeroOK):
+		p.add(key, "must be positive, got %s", v)
+	}
+	return d
+}
+
+func limit(p *problems, key string, v *int, def int) int {
+	if v == nil {
+		return def
+	}
+	if *v < 0 {
+		p.add(key, "must be 0 (off) or positive, got %d", *v)
+	}
+	return *v
+}
+
+// key decodes a base64 key (standard or URL-safe alphabet, padded or not)
+// and checks its length.
+func key(p *problems, unset map[string]string, name, v string, sizes ...int) []byte {
+	if v == "" {
+		if env, ok := unset[name]; ok {
+			p.add(name, "required, but ${%s} is not set", env)
+		} else {
+			p.add(name, "required")
+		}
+		return nil
+	}
+	b, err := DecodeKey(v)
+	if err != nil {
+		p.add(name, "not valid base64")
+		return nil
+	}
+	for _, n := range sizes {
+		if len(b) == n {
+			return b
+		}
+	}
+	want := fmt.Sprint(sizes[0])
+	if len(sizes) == 2 {
+		want = fmt.Sprintf("%d or %d", sizes[0], sizes[1])
+	}
+	p.add(name, "decodes to %d bytes, want %s", len(b), want)
+	return nil
+}
+
+// DecodeKey decodes base64 in the standard or URL-safe alphabet, with or
+// without padding.
+func DecodeKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimRight(s, "=")
+	if strings.ContainsAny(s, "-_") {
+		return base64.RawURLEncoding.DecodeString(s)
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}

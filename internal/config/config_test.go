@@ -1,0 +1,132 @@
+package config
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	k32 = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	k64 = base64.RawURLEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"))
+)
+
+const valid = `
+issuer: https://auth.example.com/
+database:
+  url: ${DATABASE_URL}
+cookies:
+  hash_key: ${HASH}
+  block_key: ${BLOCK}
+tokens:
+  access_ttl: 4s
+  audience: [https://api.example.com]
+keys:
+  encryption_key: ${ENC}
+redirects:
+  allowed: [https://app.example.com/]
+  default: https://app.example.com/
+limits:
+  per_minute: { login: 0 }
+  trusted_proxies: [10.0.0.0/8, 192.0.2.1]
+providers:
+  - name: kakao
+    type: kakao
+    client_id: ${KAKAO_CLIENT_ID}
+    scopes: [profile_nickname]
+`
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func goodEnv() map[string]string {
+	return map[string]string{"DATABASE_URL": "postgres://db/broker", "HASH": k64, "BLOCK": k32, "ENC": k32, "KAKAO_CLIENT_ID": "rest-key"}
+}
+
+func TestParseValid(t *testing.T) {
+	c, err := Parse([]byte(valid), env(goodEnv()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "https://auth.example.com" {
+		t.Errorf("issuer = %q, want trailing slash trimmed", c.Issuer)
+	}
+	if c.Tokens.AccessTTL != 4*time.Second || c.Tokens.RefreshTTL != 720*time.Hour || c.Tokens.ReuseGrace != 10*time.Second {
+		t.Errorf("tokens = %+v", c.Tokens)
+	}
+	if len(c.Cookies.HashKey) != 64 || len(c.Cookies.BlockKey) != 32 || !c.Cookies.Secure || !c.Database.AutoMigrate {
+		t.Errorf("cookies/database = %+v %+v", c.Cookies, c.Database)
+	}
+	if c.Limits.Login != 0 || c.Limits.Token != 120 || len(c.Limits.TrustedProxies) != 2 {
+		t.Errorf("limits = %+v", c.Limits)
+	}
+	if c.Signup.Mode != "form" || c.Providers[0].ClientID != "rest-key" {
+		t.Errorf("signup/providers = %+v %+v", c.Signup, c.Providers)
+	}
+}
+
+// An expanded value cannot change the document's structure.
+func TestExpansionIsScalarOnly(t *testing.T) {
+	e := goodEnv()
+	e["KAKAO_CLIENT_ID"] = "x\n    client_secret: injected"
+	c, err := Parse([]byte(valid), env(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Providers[0].ClientSecret != "" || !strings.Contains(c.Providers[0].ClientID, "injected") {
+		t.Fatalf("expansion changed the structure: %+v", c.Providers[0])
+	}
+}
+
+func TestEveryProblemNamedAtOnce(t *testing.T) {
+	doc := strings.NewReplacer(
+		"access_ttl: 4s", "access_ttl: soon\n  bogus: 1",
+		"client_id: ${KAKAO_CLIENT_ID}", "client_id: ''",
+		"type: kakao", "type: kakoa",
+		"10.0.0.0/8", "10.0.0.0/99",
+	).Replace(valid)
+	e := goodEnv()
+	delete(e, "DATABASE_URL")
+	e["BLOCK"] = base64.StdEncoding.EncodeToString([]byte("short"))
+	e["ENC"] = "!!!"
+	_, err := Parse([]byte(doc), env(e))
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"database.url: required, but ${DATABASE_URL} is not set",
+		"cookies.block_key: decodes to 5 bytes, want 32",
+		"keys.encryption_key: not valid base64",
+		"tokens.access_ttl: not a duration",
+		"limits.trusted_proxies[0]",
+		"providers[0]",
+		"tokens.bogus: unknown key",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestDecodeKeyAlphabets(t *testing.T) {
+	raw := []byte{0xfb, 0xff, 0xfe, 0x01, 0x02}
+	for _, s := range []string{
+		base64.StdEncoding.EncodeToString(raw), base64.RawStdEncoding.EncodeToString(raw),
+		base64.URLEncoding.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(raw),
+	} {
+		got, err := DecodeKey(s)
+		if err != nil || string(got) != string(raw) {
+			t.Errorf("DecodeKey(%q) = %x, %v; want %x", s, got, err, raw)
+		}
+	}
+}
+
+func TestEmptyAndBrokenFiles(t *testing.T) {
+	if _, err := Parse([]byte(""), env(nil)); err == nil {
+		t.Error("empty file accepted")
+	}
+	if _, err := Parse([]byte("issuer: [unclosed"), env(nil)); err == nil {
+		t.Error("broken YAML accepted")
+	}
+}
