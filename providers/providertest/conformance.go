@@ -1,0 +1,375 @@
+package providertest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socialbroker/broker/providers"
+	"github.com/socialbroker/broker/providers/emulator"
+)
+
+// DefaultSetups are the five presets, plus google and oidc endpoints found
+// by discovery.
+func DefaultSetups() []Setup {
+	return []Setup{
+		{Kind: emulator.Kakao},
+		{Kind: emulator.Naver},
+		{Kind: emulator.Google},
+		{Kind: emulator.Google, Name: "google-discovery", Discovery: true},
+		{Kind: emulator.OIDC},
+		{Kind: emulator.OIDC, Name: "oidc-discovery", Discovery: true},
+		{Kind: emulator.OAuth2},
+	}
+}
+
+// IDTokenFaults are every id_token defect the emulator can produce.
+var IDTokenFaults = []emulator.IDTokenFault{
+	emulator.BadSignature, emulator.WrongAudience, emulator.WrongIssuer, emulator.WrongNonce,
+	emulator.MissingNonce, emulator.Expired, emulator.FutureIssuedAt, emulator.AlgNone,
+	emulator.HS256WithPublicKey, emulator.AttackerKey, emulator.UnknownKid, emulator.MissingSub,
+	emulator.SubMismatch,
+}
+
+// Run is the conformance suite: every setup must pass every case that
+// applies to it. Each case runs against its own emulator.
+func Run(t *testing.T, setups ...Setup) {
+	for _, s := range setups {
+		t.Run(s.name(), func(t *testing.T) {
+			t.Parallel()
+			runCases(t, s)
+		})
+	}
+}
+
+func runCases(t *testing.T, s Setup) {
+	t.Run("AuthCodeURL", func(t *testing.T) { t.Parallel(); testAuthCodeURL(t, Start(t, s)) })
+	t.Run("HonestLogin", func(t *testing.T) { t.Parallel(); testHonestLogin(t, Start(t, s)) })
+	t.Run("ReplayedCode", func(t *testing.T) { t.Parallel(); testReplayedCode(t, Start(t, s)) })
+	t.Run("WrongCodeVerifier", func(t *testing.T) { t.Parallel(); testWrongVerifier(t, Start(t, s)) })
+	t.Run("Token500", func(t *testing.T) {
+		t.Parallel()
+		e := Start(t, s)
+		e.Emu.SetFaults(emulator.Faults{TokenStatus: 500})
+		_, l, err := e.Login(t)
+		wantCode(t, err, providers.CodeProviderError, l)
+		if got := e.Emu.CallCount(e.path(e.Emu.Endpoints().TokenURL)); got != 1 {
+			t.Errorf("token requests: got %d, want 1 (no auth-style retry)", got)
+		}
+	})
+	t.Run("TokenHTML200", func(t *testing.T) {
+		t.Parallel()
+		e := Start(t, s)
+		e.Emu.SetFaults(emulator.Faults{TokenStatus: 200, TokenBody: "<html><body>maintenance</body></html>"})
+		_, l, err := e.Login(t)
+		wantCode(t, err, providers.CodeProviderError, l)
+	})
+	t.Run("TokenTimeout", func(t *testing.T) {
+		t.Parallel()
+		s := s
+		s.Timeout = 300 * time.Millisecond
+		e := Start(t, s)
+		l := e.Authorize(t)
+		e.Emu.SetFaults(emulator.Faults{TokenDelay: 10 * time.Second})
+		start := time.Now()
+		_, err := e.Provider.Exchange(context.Background(), l.Exchange())
+		wantCode(t, err, providers.CodeProviderTimeout, l)
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("Exchange took %v, want about the 300ms timeout", d)
+		}
+	})
+	t.Run("UserinfoTimeout", func(t *testing.T) {
+		t.Parallel()
+		s := s
+		s.Timeout = 300 * time.Millisecond
+		e := Start(t, s)
+		l := e.Authorize(t)
+		e.Emu.SetFaults(emulator.Faults{UserinfoDelay: 10 * time.Second})
+		_, err := e.Provider.Exchange(context.Background(), l.Exchange())
+		if !e.callsUserinfo() {
+			if err != nil {
+				t.Fatalf("Exchange: %v (no userinfo call expected)", err)
+			}
+			return
+		}
+		wantCode(t, err, providers.CodeProviderTimeout, l)
+	})
+	t.Run("HugeBody", func(t *testing.T) {
+		t.Parallel()
+		e := Start(t, s)
+		e.Emu.SetFaults(emulator.Faults{HugeBody: true})
+		_, l, err := e.Login(t)
+		wantCode(t, err, providers.CodeProviderError, l)
+	})
+	t.Run("UserinfoEnvelopeFailure", func(t *testing.T) {
+		t.Parallel()
+		e := Start(t, s)
+		if !e.callsUserinfo() {
+			t.Skip("no userinfo endpoint")
+		}
+		f := emulator.Faults{UserinfoStatus: 401}
+		if s.Kind == emulator.Naver {
+			f = emulator.Faults{UserinfoStatus: 200, UserinfoBody: `{"resultcode":"024","message":"Authentication failed"}`}
+		}
+		e.Emu.SetFaults(f)
+		_, l, err := e.Login(t)
+		wantCode(t, err, providers.CodeInvalidResponse, l)
+	})
+	t.Run("Userinfo503", func(t *testing.T) {
+		t.Parallel()
+		e := Start(t, s)
+		if !e.callsUserinfo() {
+			t.Skip("no userinfo endpoint")
+		}
+		e.Emu.SetFaults(emulator.Faults{UserinfoStatus: 503})
+		_, l, err := e.Login(t)
+		wantCode(t, err, providers.CodeProviderError, l)
+	})
+	t.Run("IDTokenFaults", func(t *testing.T) {
+		t.Parallel()
+		if _, ok := Start(t, s).Provider.(providers.IDTokenVerifier); !ok || !usesIDToken(s) {
+			t.Skip("no id_token")
+		}
+		for _, fault := range IDTokenFaults {
+			t.Run(string(fault), func(t *testing.T) {
+				t.Parallel()
+				e := Start(t, s)
+				e.Emu.SetFaults(emulator.Faults{IDToken: fault})
+				id, l, err := e.Login(t)
+				if err == nil {
+					t.Fatalf("Exchange with %s: got identity %q, want %s", fault, id.Subject, providers.CodeInvalidIDToken)
+				}
+				wantCode(t, err, providers.CodeInvalidIDToken, l)
+			})
+		}
+	})
+	t.Run("Revoke", func(t *testing.T) { t.Parallel(); testRevoke(t, s) })
+}
+
+func testAuthCodeURL(t *testing.T, e *Env) {
+	l := e.Authorize(t) // also proves the emulator accepts the request
+	q := l.AuthURL.Query()
+	ep := e.Emu.Endpoints()
+	if want := e.Emu.URL(); !strings.HasPrefix(l.AuthURL.String(), want+"/") {
+		t.Errorf("authorize URL %s is not at the emulator %s", l.AuthURL.Redacted(), want)
+	}
+	if e.Setup.Discovery {
+		if n := e.Emu.CallCount("/.well-known/openid-configuration"); n != 1 {
+			t.Errorf("discovery fetches: got %d, want 1", n)
+		}
+	} else if got := l.AuthURL.Scheme + "://" + l.AuthURL.Host + l.AuthURL.Path; got != ep.AuthURL {
+		t.Errorf("authorize endpoint: got %s, want %s", got, ep.AuthURL)
+	}
+	checks := []struct{ param, want string }{
+		{"response_type", "code"},
+		{"client_id", e.Config.ClientID},
+		{"redirect_uri", RedirectBase + "/auth/callback/" + e.Config.Name},
+		{"state", l.State},
+	}
+	for _, c := range checks {
+		if got := q.Get(c.param); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.param, got, c.want)
+		}
+	}
+	wantScope, hasScope := e.wantScope()
+	if got, ok := q["scope"]; ok != hasScope || (ok && got[0] != wantScope) {
+		t.Errorf("scope: got %q (present %v), want %q (present %v)", q.Get("scope"), ok, wantScope, hasScope)
+	}
+	wantPKCE := e.Setup.Kind != emulator.Naver
+	if got := q.Get("code_challenge"); (got != "") != wantPKCE || (wantPKCE && got != S256(l.Verifier)) {
+		t.Errorf("code_challenge: got %q, want S256 of the verifier: %v", got, wantPKCE)
+	}
+	if wantPKCE && q.Get("code_challenge_method") != "S256" {
+		t.Errorf("code_challenge_method: got %q, want S256", q.Get("code_challenge_method"))
+	}
+	wantNonce := usesIDToken(e.Setup)
+	if got := q.Get("nonce"); (got != "") != wantNonce || (wantNonce && got != l.Nonce) {
+		t.Errorf("nonce: got %q, want the login's nonce: %v", got, wantNonce)
+	}
+	if e.Provider.UsesNonce() != wantNonce {
+		t.Errorf("UsesNonce: got %v, want %v", e.Provider.UsesNonce(), wantNonce)
+	}
+}
+
+// wantScope is the scope parameter the preset must send.
+func (e *Env) wantScope() (string, bool) {
+	switch e.Setup.Kind {
+	case emulator.Naver:
+		return "", false
+	case emulator.Kakao:
+		return strings.Join(e.Config.Scopes, ","), len(e.Config.Scopes) > 0
+	case emulator.Google:
+		if len(e.Config.Scopes) == 0 {
+			return "openid email profile", true
+		}
+	case emulator.OIDC:
+		if len(e.Config.Scopes) == 0 {
+			return "openid profile email", true
+		}
+	}
+	return strings.Join(e.Config.Scopes, " "), len(e.Config.Scopes) > 0
+}
+
+func usesIDToken(s Setup) bool {
+	switch s.Kind {
+	case emulator.Google, emulator.OIDC:
+		return true
+	case emulator.Kakao:
+		return s.Scopes == nil || slices.Contains(s.Scopes, "openid")
+	}
+	return false
+}
+
+func (e *Env) callsUserinfo() bool {
+	switch e.Setup.Kind {
+	case emulator.Google, emulator.OIDC:
+		return e.Setup.Discovery || e.Config.UserinfoURL != ""
+	}
+	return true
+}
+
+func (e *Env) path(absolute string) string {
+	return strings.TrimPrefix(absolute, e.Emu.URL())
+}
+
+func testHonestLogin(t *testing.T, e *Env) {
+	id, l, err := e.Login(t)
+	if err != nil {
+		t.Fatalf("Exchange: %v", err)
+	}
+	u := e.user()
+	want := providers.Identity{Provider: e.Config.Name, Subject: u.Subject, Email: u.Email, Name: u.Name, Picture: u.Picture}
+	switch e.Setup.Kind {
+	case emulator.Kakao, emulator.Naver:
+		want.Name = u.Nickname
+	}
+	switch e.Setup.Kind {
+	case emulator.Kakao, emulator.Google, emulator.OIDC:
+		want.EmailVerified = u.EmailVerified
+	}
+	got := id
+	got.Grant = providers.Grant{}
+	if got != want {
+		t.Errorf("identity:\n got  %+v\n want %+v", got, want)
+	}
+	if id.Grant.AccessToken == "" {
+		t.Error("Grant.AccessToken: got empty, want the provider's access token")
+	}
+	if got := e.Emu.CallCount(e.path(e.Emu.Endpoints().TokenURL)); got != 1 {
+		t.Errorf("token requests: got %d, want 1", got)
+	}
+	if e.Setup.Kind == emulator.Naver {
+		for _, c := range e.Emu.Calls() {
+			if c.Path == e.path(e.Emu.Endpoints().TokenURL) && c.Form.Get("state") != l.State {
+				t.Errorf("naver token request state: got %q, want %q", c.Form.Get("state"), l.State)
+			}
+		}
+	}
+	// A second honest login works too (cached discovery and keys).
+	if _, _, err := e.Login(t); err != nil {
+		t.Errorf("second login: %v", err)
+	}
+}
+
+func (e *Env) user() emulator.User {
+	if e.Setup.User != (emulator.User{}) {
+		return e.Setup.User
+	}
+	// The emulator's default users, see emulator.defaultUser.
+	switch e.Setup.Kind {
+	case emulator.Kakao:
+		return emulator.User{Subject: "3012345678", Email: "ryan@kakao.example", EmailVerified: true, Nickname: "라이언", Name: "김라이언", Picture: "https://k.kakaocdn.example/dn/ryan/img_640x640.jpg"}
+	case emulator.Naver:
+		return emulator.User{Subject: "Wb3xq0kZt8cF1rPq5Jm0y7u4sLdE6aHnVgXo9iKc2Qs", Email: "minji@naver.example", EmailVerified: true, Nickname: "민지", Name: "이민지", Picture: "https://phinf.pstatic.example/profile/minji.png"}
+	case emulator.Google:
+		return emulator.User{Subject: "108123456789012345678", Email: "alice@gmail.example", EmailVerified: true, Nickname: "alice", Name: "Alice Example", Picture: "https://lh3.googleusercontent.example/a/alice=s96-c"}
+	case emulator.OIDC:
+		return emulator.User{Subject: "f2b6c1d0-6a55-4a8e-9c1e-4d1f0b8a7e21", Email: "bob@oidc.example", EmailVerified: true, Nickname: "bob", Name: "Bob Example", Picture: "https://oidc.example/avatars/bob.png"}
+	default:
+		return emulator.User{Subject: "42", Email: "carol@gitea.example", EmailVerified: true, Nickname: "carol", Name: "Carol Example", Picture: "https://gitea.example/avatars/carol"}
+	}
+}
+
+func testReplayedCode(t *testing.T, e *Env) {
+	l := e.Authorize(t)
+	if _, err := e.Provider.Exchange(context.Background(), l.Exchange()); err != nil {
+		t.Fatalf("first Exchange: %v", err)
+	}
+	_, err := e.Provider.Exchange(context.Background(), l.Exchange())
+	wantCode(t, err, providers.CodeInvalidGrant, l)
+}
+
+func testWrongVerifier(t *testing.T, e *Env) {
+	if !e.Provider.UsesPKCE() {
+		t.Skip("no PKCE")
+	}
+	l := e.Authorize(t)
+	ex := l.Exchange()
+	ex.CodeVerifier = random() + random()
+	_, err := e.Provider.Exchange(context.Background(), ex)
+	wantCode(t, err, providers.CodeInvalidGrant, l)
+	// The code is burnt even by a failed attempt; the right verifier is refused too.
+	_, err = e.Provider.Exchange(context.Background(), l.Exchange())
+	wantCode(t, err, providers.CodeInvalidGrant, l)
+}
+
+func testRevoke(t *testing.T, s Setup) {
+	if s.Kind == emulator.Kakao {
+		s.AdminKey = "" // the Bearer path here; the admin path has its own test
+	}
+	e := Start(t, s)
+	rv, ok := e.Provider.(providers.Revoker)
+	if !ok {
+		t.Skip("not a Revoker")
+	}
+	id, _, err := e.Login(t)
+	if err != nil {
+		t.Fatalf("Exchange: %v", err)
+	}
+	err = rv.Revoke(context.Background(), id.Subject, id.Grant)
+	if e.Emu.Endpoints().RevokeURL == "" {
+		if !errors.Is(err, providers.ErrRevokeUnsupported) {
+			t.Fatalf("Revoke without an endpoint: got %v, want ErrRevokeUnsupported", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if n := e.Emu.CallCount(e.path(e.Emu.Endpoints().RevokeURL)); n != 1 {
+		t.Errorf("revoke requests: got %d, want 1", n)
+	}
+	// The grant is gone: a second login's tokens still work, the first's not.
+	e.Emu.SetFaults(emulator.Faults{RevokeStatus: 503})
+	id2, _, err := e.Login(t)
+	if err != nil {
+		t.Fatalf("second login: %v", err)
+	}
+	var pe *providers.Error
+	err = rv.Revoke(context.Background(), id2.Subject, id2.Grant)
+	if !errors.As(err, &pe) || pe.Code != providers.CodeProviderError {
+		t.Errorf("Revoke against a 503: got %v, want %s", err, providers.CodeProviderError)
+	}
+}
+
+// wantCode fails unless err is a *providers.Error with code want whose text
+// carries neither the authorization code nor the PKCE verifier.
+func wantCode(t *testing.T, err error, want string, l Login) {
+	t.Helper()
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("error: got %v (%T), want *providers.Error %s", err, err, want)
+	}
+	if pe.Code != want {
+		t.Errorf("error code: got %s (%v), want %s", pe.Code, err, want)
+	}
+	msg := err.Error()
+	for _, secret := range []string{l.Code, l.Verifier, l.Nonce} {
+		if secret != "" && strings.Contains(msg, secret) {
+			t.Errorf("error text %q leaks a secret of the login", msg)
+		}
+	}
+}
