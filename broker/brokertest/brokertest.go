@@ -1,0 +1,292 @@
+// Package brokertest runs a whole broker for tests: real Postgres (a fresh
+// migrated database per test), emulated providers on loopback, an
+// injectable clock, captured logs, and the real HTTP handler on a loopback
+// server.
+package brokertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socialbroker/broker/broker"
+	"github.com/socialbroker/broker/broker/keys"
+	"github.com/socialbroker/broker/internal/config"
+	"github.com/socialbroker/broker/internal/web"
+	"github.com/socialbroker/broker/providers"
+	"github.com/socialbroker/broker/providers/emulator"
+	"github.com/socialbroker/broker/storage"
+	"github.com/socialbroker/broker/storage/storagetest"
+)
+
+// Clock is a settable clock shared by the broker, its keys, the providers
+// and the emulators.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Logs collects the broker's JSON log lines.
+type Logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Options shape the broker under test. Zero values give the contract's
+// defaults with short, test-friendly lifetimes where noted.
+type Options struct {
+	DatabaseURL string   // default: a fresh migrated database
+	Signup      string   // form (default) or auto
+	Fields      []string // default [nickname]
+	Providers   []string // emulated provider kinds to configure; default: kakao, naver, google, oidc, oauth2
+	AccessTTL   time.Duration
+	ReuseGrace  time.Duration // default 10s
+	IdleTTL     time.Duration // default 168h
+	RefreshTTL  time.Duration // default 720h
+	MaxAge      time.Duration // keys.jwks_max_age, default 10m
+	Extra       string        // extra top-level YAML (e.g. a limits: block)
+	Clock       *Clock        // default: a clock at the real time
+	Keys        []byte        // encryption key; default: fixed test key
+}
+
+// Env is a running broker.
+type Env struct {
+	URL       string
+	Config    *config.Config
+	Store     *storage.Store
+	Keys      *keys.Manager
+	Clock     *Clock
+	Logs      *Logs
+	Emulators map[string]*emulator.Emulator
+	Server    *httptest.Server
+}
+
+// Key32 is a fixed 32-byte test key, base64.
+var Key32 = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x42}, 32))
+
+// Users is who each emulator logs in by default.
+var Users = map[string]emulator.User{
+	"kakao":  {Subject: "9007199254740993", Nickname: "라이언"},
+	"naver":  {Subject: "Vv7C1QbWx3nJ5dHqL0aYs9", Nickname: "네이버친구", Email: "friend@naver.example"},
+	"google": {Subject: "104857600000000000001", Email: "dev@gmail.example", EmailVerified: true, Name: "Dev User", Nickname: "Dev"},
+	"oidc":   {Subject: "acme-user-1", Email: "a@acme.example", EmailVerified: true, Name: "Acme User"},
+	"oauth2": {Subject: "12345678901234567890", Email: "g@git.example", Nickname: "gitter", Name: "Git Ter"},
+}
+
+// New starts a broker for t; everything stops at cleanup.
+func New(t testing.TB, o Options) *Env {
+	t.Helper()
+	ctx := context.Background()
+	if o.Clock == nil {
+		o.Clock = NewClock(time.Now())
+	}
+	if o.Signup == "" {
+		o.Signup = "form"
+	}
+	if o.Fields == nil {
+		o.Fields = []string{"nickname"}
+	}
+	if o.Providers == nil {
+		o.Providers = []string{"kakao", "naver", "google", "oidc", "oauth2"}
+	}
+	dur := func(d, def time.Duration) string {
+		if d == 0 {
+			d = def
+		}
+		return d.String()
+	}
+	if o.DatabaseURL == "" {
+		o.DatabaseURL = storagetest.NewURL(t)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := "http://" + ln.Addr().String()
+	env := &Env{URL: issuer, Clock: o.Clock, Logs: &Logs{}, Emulators: map[string]*emulator.Emulator{}}
+
+	var prov strings.Builder
+	for _, kind := range o.Providers {
+		em, err := emulator.Start(emulator.Options{
+			Kind: emulator.Kind(kind), ClientID: kind + "-client", ClientSecret: kind + "-secret",
+			AdminKey: "kakao-admin-key", RedirectURIs: []string{issuer + "/auth/callback/" + kind},
+			ExtraAudiences: []string{kind + "-native"}, User: Users[kind], Now: o.Clock.Now,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(em.Close)
+		env.Emulators[kind] = em
+		ep := em.Endpoints()
+		fmt.Fprintf(&prov, "  - name: %s\n    type: %s\n    client_id: %s-client\n    client_secret: %s-secret\n", kind, kind, kind, kind)
+		switch kind {
+		case "kakao":
+			fmt.Fprintf(&prov, "    scopes: [openid, profile_nickname]\n    admin_key: kakao-admin-key\n    accept_audiences: [kakao-native]\n    auth_url: %s\n    token_url: %s\n    userinfo_url: %s\n    issuer: %s\n    jwks_url: %s\n    revoke_url: %s\n",
+				ep.AuthURL, ep.TokenURL, ep.UserinfoURL, ep.Issuer, ep.JWKSURL, ep.RevokeURL)
+		case "naver":
+			fmt.Fprintf(&prov, "    auth_url: %s\n    token_url: %s\n    userinfo_url: %s\n    revoke_url: %s\n", ep.AuthURL, ep.TokenURL, ep.UserinfoURL, ep.RevokeURL)
+		case "google", "oidc":
+			fmt.Fprintf(&prov, "    issuer: %s\n    accept_audiences: [%s-native]\n", ep.Issuer, kind)
+		case "oauth2":
+			fmt.Fprintf(&prov, "    display_name: Gitea\n    auth_url: %s\n    token_url: %s\n    userinfo_url: %s\n    claims: { subject: id, email: email, name: login, picture: avatar_url }\n",
+				ep.AuthURL, ep.TokenURL, ep.UserinfoURL)
+		}
+	}
+	key := Key32
+	if o.Keys != nil {
+		key = base64.StdEncoding.EncodeToString(o.Keys)
+	}
+	doc := fmt.Sprintf(`issuer: %s
+listen: %s
+database:
+  url: %s
+cookies:
+  hash_key: %s
+  block_key: %s
+  secure: false
+tokens:
+  access_ttl: %s
+  refresh_ttl: %s
+  refresh_idle_ttl: %s
+  reuse_grace: %s
+  audience: [https://api.example.com]
+keys:
+  encryption_key: %s
+  jwks_max_age: %s
+redirects:
+  allowed: [https://app.example.com/, %s/demo/]
+  default: https://app.example.com/
+cors:
+  allowed_origins: [https://app.example.com]
+signup:
+  mode: %s
+  fields: [%s]
+%s
+providers:
+%s`, issuer, ln.Addr(), o.DatabaseURL, Key32, Key32, dur(o.AccessTTL, 10*time.Minute), dur(o.RefreshTTL, 720*time.Hour),
+		dur(o.IdleTTL, 168*time.Hour), dur(o.ReuseGrace, 10*time.Second), key, dur(o.MaxAge, 10*time.Minute),
+		issuer, o.Signup, strings.Join(o.Fields, ", "), o.Extra, prov.String())
+	cfg, err := config.Parse([]byte(doc), func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("test config: %v\n%s", err, doc)
+	}
+	env.Config = cfg
+	log := slog.New(slog.NewJSONHandler(env.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	st, err := storage.Open(ctx, cfg.Database.URL, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	env.Store = st
+	metrics := broker.NewMetrics()
+	km, err := keys.New(st, keys.Config{
+		EncryptionKey: cfg.Keys.EncryptionKey, RotateEvery: cfg.Keys.RotateEvery, MaxAge: cfg.Keys.JWKSMaxAge,
+		AccessTTL: cfg.Tokens.AccessTTL, Now: o.Clock.Now, Logger: log, OnRotate: metrics.KeyRotations.Inc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := km.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.Keys = km
+	reg, err := providers.NewRegistry(cfg.Providers, providers.Options{
+		RedirectBase: issuer, Now: o.Clock.Now, Logger: log, Timeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, err := web.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.New(broker.Deps{Config: cfg, Store: st, Keys: km, Providers: reg, Pages: pages, Metrics: metrics, Logger: log, Now: o.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: srv.Handler()}}
+	hs.Start()
+	t.Cleanup(hs.Close)
+	env.Server = hs
+	return env
+}
+
+// Client returns a client with its own cookie jar that does not follow
+// redirects (tests look at every hop).
+func (e *Env) Client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Jar:           jar,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// NewUser creates a user with one identity through the store.
+func (e *Env) NewUser(t testing.TB, provider, subject string) string {
+	t.Helper()
+	u, err := e.Store.CreateUser(context.Background(), storage.NewUser{
+		Now: e.Clock.Now(), Profile: map[string]string{"nickname": "user-" + subject},
+		Identity: storage.Identity{Provider: provider, Subject: subject},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
+}
+
+// NewSession creates a session for userID through the store and returns
+// its refresh token.
+func (e *Env) NewSession(t testing.TB, userID string) (token string, sess storage.Session) {
+	t.Helper()
+	token, hash := broker.NewRefreshToken()
+	now := e.Clock.Now()
+	sess, err := e.Store.CreateSession(context.Background(), storage.NewSession{
+		UserID: userID, IDP: "kakao", TokenHash: hash, Now: now, ExpiresAt: now.Add(e.Config.Tokens.RefreshTTL),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token, sess
+}

@@ -1,0 +1,192 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/socialbroker/broker/providers"
+	"github.com/socialbroker/broker/storage"
+)
+
+// callback is GET /auth/callback/{provider}. The state is checked before
+// anything is sent to the provider; the code is exchanged server-side; the
+// identity is mapped by (provider, subject) only.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
+	if !s.limit(s.limits.callback, r, w) {
+		return &pageError{Status: http.StatusTooManyRequests, Code: "rate_limited"}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	var f flowState
+	err := s.readFlowCookie(r, stateCookie, &f, func() int64 { return f.Expires })
+	s.clearFlowCookie(w, stateCookie, callbackPath)
+	if err != nil {
+		return &pageError{Status: http.StatusBadRequest, Code: "invalid_state", Cause: err}
+	}
+	q := r.URL.Query()
+	name := r.PathValue("provider")
+	if f.Provider != name || q.Get("state") == "" || !equalStrings(q.Get("state"), f.State) {
+		return &pageError{Status: http.StatusBadRequest, Code: "invalid_state", Cause: errors.New("state does not match this browser's login")}
+	}
+	p, ok := s.providers.Get(name)
+	if !ok {
+		return &pageError{Status: http.StatusNotFound, Code: "unknown_provider"}
+	}
+	if e := q.Get("error"); e != "" {
+		code := providers.CodeProviderError
+		if e == "access_denied" || e == "consent_required" || e == "login_required" {
+			code = providers.CodeAccessDenied
+		}
+		s.metrics.logins.WithLabelValues(name, code).Inc()
+		return providerPageError(&providers.Error{Code: code, Cause: errors.New("authorize error " + truncate(e, 40))})
+	}
+	code := q.Get("code")
+	if code == "" || len(code) > 2048 {
+		return &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: errors.New("no code")}
+	}
+	stateHash := sha256.Sum256([]byte(f.State))
+	err = s.store.UseOnce(r.Context(), storage.Once{Kind: "state", Hash: stateHash[:], Expires: time.Unix(f.Expires, 0)})
+	if errors.Is(err, storage.ErrConflict) {
+		return &pageError{Status: http.StatusBadRequest, Code: "invalid_state", Cause: errors.New("state replayed")}
+	}
+	if err != nil {
+		return err
+	}
+	id, err := p.Exchange(r.Context(), providers.Exchange{Code: code, CodeVerifier: f.Verifier, Nonce: f.Nonce, State: f.State})
+	if err != nil {
+		s.metrics.logins.WithLabelValues(name, providers.ErrorCode(err)).Inc()
+		return providerPageError(err)
+	}
+	id.Provider = name
+	grantEnc, err := s.sealGrant(id)
+	if err != nil {
+		return err
+	}
+	if f.LinkUser != "" {
+		return s.finishLink(w, r, f, id, grantEnc)
+	}
+	userID, err := s.store.IdentityUser(r.Context(), name, id.Subject)
+	switch {
+	case err == nil:
+		if grantEnc != nil {
+			if err := s.store.UpdateIdentityGrant(r.Context(), name, id.Subject, grantEnc); err != nil {
+				return err
+			}
+		}
+		s.metrics.logins.WithLabelValues(name, "ok").Inc()
+		return s.signIn(w, r, userID, name, f.ReturnTo)
+	case !errors.Is(err, storage.ErrNotFound):
+		return err
+	}
+	// A new identity.
+	if s.cfg.Signup.Mode == "auto" {
+		userID, err := s.createUser(r.Context(), profileOf(id), storage.Identity{Provider: name, Subject: id.Subject, Profile: profileOf(id), GrantEnc: grantEnc}, nil)
+		if err != nil {
+			return err
+		}
+		s.metrics.logins.WithLabelValues(name, "signup").Inc()
+		return s.signIn(w, r, userID, name, f.ReturnTo)
+	}
+	ps := pendingSignup{
+		Provider: name, Subject: id.Subject, Name: id.Name, Picture: id.Picture, GrantEnc: grantEnc,
+		ReturnTo: f.ReturnTo, CSRF: randomString(32), Expires: s.now().Add(flowCookieTTL).Unix(),
+	}
+	if err := s.setFlowCookie(w, signupCookie, signupPath, ps); err != nil {
+		return err
+	}
+	s.metrics.logins.WithLabelValues(name, "signup_form").Inc()
+	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
+	return nil
+}
+
+// createUser creates a user with its first identity. When the identity
+// was created meanwhile (two first-time callbacks at once, a double
+// submit), the existing owner is returned: one user, never a 500.
+func (s *Server) createUser(ctx context.Context, profile map[string]string, ident storage.Identity, once *storage.Once) (string, error) {
+	u, err := s.store.CreateUser(ctx, storage.NewUser{Now: s.now(), Profile: profile, Identity: ident, Once: once})
+	if err == nil {
+		return u.ID, nil
+	}
+	if !errors.Is(err, storage.ErrConflict) {
+		return "", err
+	}
+	userID, lerr := s.store.IdentityUser(ctx, ident.Provider, ident.Subject)
+	if lerr == nil && once == nil {
+		return userID, nil
+	}
+	if lerr != nil && !errors.Is(lerr, storage.ErrNotFound) {
+		return "", lerr
+	}
+	return "", err
+}
+
+// signIn starts a session, sets the refresh cookie and sends the browser
+// to return_to.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, userID, idp, returnTo string) error {
+	iss, _, err := s.startSession(r.Context(), userID, idp)
+	if err != nil {
+		return err
+	}
+	s.setRefreshCookie(w, iss.refresh, iss.expires)
+	redirect(w, returnTo, http.StatusSeeOther)
+	return nil
+}
+
+// finishLink attaches a freshly proven identity to the signed-in user who
+// started the link. An identity owned by anyone is a 409: nothing changes.
+func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, f flowState, id providers.Identity, grantEnc []byte) error {
+	err := s.store.LinkIdentity(r.Context(), f.LinkUser, storage.Identity{
+		Provider: id.Provider, Subject: id.Subject, Profile: profileOf(id), GrantEnc: grantEnc,
+	}, s.now())
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		return &pageError{Status: http.StatusConflict, Code: "identity_conflict", Cause: err}
+	case errors.Is(err, storage.ErrNotFound):
+		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("linking user gone")}
+	case err != nil:
+		return err
+	}
+	s.metrics.logins.WithLabelValues(id.Provider, "linked").Inc()
+	redirect(w, f.ReturnTo, http.StatusSeeOther)
+	return nil
+}
+
+// sealGrant encrypts the provider's tokens, bound to the identity, for a
+// later revocation. Nil when the provider gave none.
+func (s *Server) sealGrant(id providers.Identity) ([]byte, error) {
+	if id.Grant.AccessToken == "" && id.Grant.RefreshToken == "" {
+		return nil, nil
+	}
+	b, err := json.Marshal(id.Grant)
+	if err != nil {
+		return nil, err
+	}
+	return s.grants.Seal(b, grantAD(id.Provider, id.Subject)), nil
+}
+
+func (s *Server) openGrant(provider, subject string, enc []byte) (providers.Grant, error) {
+	var g providers.Grant
+	if enc == nil {
+		return g, nil
+	}
+	b, err := s.grants.Open(enc, grantAD(provider, subject))
+	if err != nil {
+		return g, err
+	}
+	err = json.Unmarshal(b, &g)
+	return g, err
+}
+
+func grantAD(provider, subject string) []byte {
+	return []byte("grant\x00" + provider + "\x00" + subject)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

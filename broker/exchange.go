@@ -1,0 +1,77 @@
+package broker
+
+import (
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/socialbroker/broker/providers"
+	"github.com/socialbroker/broker/storage"
+)
+
+const (
+	tokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
+	tokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// tokenExchange is the RFC 8693 grant of POST /auth/token for native apps:
+// an id_token a provider SDK gave the app, verified exactly like a
+// callback's, becomes a session.
+func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
+	f := r.PostForm
+	if f.Get("subject_token_type") != tokenTypeIDToken || f.Get("subject_token") == "" {
+		return errBadRequest("invalid_request", "subject_token must be an id_token (subject_token_type "+tokenTypeIDToken+").")
+	}
+	p, ok := s.providers.Get(f.Get("provider"))
+	if !ok {
+		return errBadRequest("invalid_request", "Unknown provider.")
+	}
+	v, ok := p.(providers.IDTokenVerifier)
+	if !ok {
+		return errBadRequest("invalid_request", "This provider does not issue id_tokens.")
+	}
+	raw := f.Get("subject_token")
+	id, err := v.VerifyIDToken(r.Context(), raw, f.Get("nonce"))
+	if err != nil {
+		code := providers.ErrorCode(err)
+		if code == providers.CodeProviderError || code == providers.CodeProviderTimeout {
+			return &apiError{Status: http.StatusBadGateway, Code: "temporarily_unavailable", Description: "The provider could not be reached.", Cause: err}
+		}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: err}
+	}
+	id.Provider = p.Name()
+	sum := sha256.Sum256([]byte(raw))
+	// Remembered until the id_token would have expired (bounded to a day).
+	err = s.store.UseOnce(r.Context(), storage.Once{Kind: "id_token", Hash: sum[:], Expires: s.now().Add(24 * time.Hour)})
+	if errors.Is(err, storage.ErrConflict) {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: errors.New("id_token replayed")}
+	}
+	if err != nil {
+		return err
+	}
+	userID, err := s.store.IdentityUser(r.Context(), id.Provider, id.Subject)
+	if errors.Is(err, storage.ErrNotFound) {
+		if s.cfg.Signup.Mode != "auto" {
+			return &apiError{Status: http.StatusForbidden, Code: "signup_required",
+				Description: "This account has not signed up yet: complete the signup in the browser first."}
+		}
+		userID, err = s.createUser(r.Context(), profileOf(id), storage.Identity{Provider: id.Provider, Subject: id.Subject, Profile: profileOf(id)}, nil)
+	}
+	if err != nil {
+		return err
+	}
+	iss, sess, err := s.startSession(r.Context(), userID, id.Provider)
+	if err != nil {
+		return err
+	}
+	access, err := s.issueAccessToken(userID, sess.ID, id.Provider)
+	if err != nil {
+		return signingError(err)
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: access, TokenType: "Bearer", ExpiresIn: int(s.cfg.Tokens.AccessTTL / time.Second),
+		RefreshToken: iss.refresh, IssuedTokenType: tokenTypeAccessToken,
+	})
+	return nil
+}

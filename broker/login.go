@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/socialbroker/broker/internal/web"
+	"github.com/socialbroker/broker/providers"
+	"github.com/socialbroker/broker/storage"
+)
+
+// loginPage is GET / and GET /auth/login: one button per provider, each
+// carrying the (validated) return_to along.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
+	q := ""
+	if raw := r.URL.Query().Get("return_to"); raw != "" {
+		rt, err := s.cfg.Redirects.Resolve(raw)
+		if err != nil {
+			return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
+		}
+		q = "?return_to=" + url.QueryEscape(rt)
+	}
+	var page web.LoginPage
+	for _, p := range s.providers.All() {
+		page.Providers = append(page.Providers, web.ProviderButton{
+			Name: p.Name(), Type: p.Type(), DisplayName: p.DisplayName(),
+			Href: "/auth/login/" + url.PathEscape(p.Name()) + q,
+		})
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.pages.Login(w, r, page)
+	return nil
+}
+
+// loginStart is GET /auth/login/{provider}.
+func (s *Server) loginStart(w http.ResponseWriter, r *http.Request) error {
+	return s.startFlow(w, r, "")
+}
+
+// linkStart is GET /auth/link/{provider}: the same dance for a signed-in
+// user (known by the refresh cookie), ending with the identity linked.
+func (s *Server) linkStart(w http.ResponseWriter, r *http.Request) error {
+	vals := cookieValues(r, refreshCookie)
+	if len(vals) != 1 {
+		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("link without a signed-in session")}
+	}
+	tok, err := decodeToken(vals[0])
+	if err != nil {
+		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: err}
+	}
+	sess, err := s.store.SessionByToken(r.Context(), hashToken(tok))
+	if errors.Is(err, storage.ErrNotFound) {
+		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: err}
+	}
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	if sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) || !now.Before(sess.LastUsedAt.Add(s.cfg.Tokens.RefreshIdleTTL)) {
+		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("link with an ended session")}
+	}
+	return s.startFlow(w, r, sess.UserID)
+}
+
+func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, linkUser string) error {
+	if !s.limit(s.limits.login, r, w) {
+		return &pageError{Status: http.StatusTooManyRequests, Code: "rate_limited"}
+	}
+	p, ok := s.providers.Get(r.PathValue("provider"))
+	if !ok {
+		return &pageError{Status: http.StatusNotFound, Code: "unknown_provider"}
+	}
+	returnTo, err := s.cfg.Redirects.Resolve(r.URL.Query().Get("return_to"))
+	if err != nil {
+		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
+	}
+	f := flowState{
+		Provider: p.Name(), State: randomString(32), ReturnTo: returnTo, LinkUser: linkUser,
+		Expires: s.now().Add(flowCookieTTL).Unix(),
+	}
+	challenge := ""
+	if p.UsesPKCE() {
+		f.Verifier = randomString(32)
+		challenge = s256(f.Verifier)
+	}
+	if p.UsesNonce() {
+		f.Nonce = randomString(32)
+	}
+	if err := s.setFlowCookie(w, stateCookie, callbackPath, f); err != nil {
+		return err
+	}
+	redirect(w, p.AuthCodeURL(f.State, f.Nonce, challenge), http.StatusFound)
+	return nil
+}
+
+// profileOf is what a new user's profile starts with when no form is shown.
+func profileOf(id providers.Identity) map[string]string {
+	p := map[string]string{}
+	if id.Name != "" {
+		p["nickname"] = id.Name
+	}
+	if id.Picture != "" {
+		p["picture"] = id.Picture
+	}
+	return p
+}

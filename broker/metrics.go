@@ -1,0 +1,54 @@
+package broker
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the broker's Prometheus metrics, on a registry of their own.
+type Metrics struct {
+	reg          *prometheus.Registry
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	tokensIssued prometheus.Counter
+	refreshes    *prometheus.CounterVec
+	logins       *prometheus.CounterVec
+	KeyRotations prometheus.Counter
+}
+
+// NewMetrics registers the broker's metrics and the Go runtime collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broker_http_requests_total", Help: "HTTP requests by route and status.",
+		}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "broker_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
+		}, []string{"route"}),
+		tokensIssued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "broker_access_tokens_issued_total", Help: "Access tokens signed.",
+		}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broker_refresh_total", Help: "Refresh attempts by outcome (rotated, retried, reused, revoked, expired, unknown, malformed).",
+		}, []string{"outcome"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broker_logins_total", Help: "Provider logins by provider and outcome.",
+		}, []string{"provider", "outcome"}),
+		KeyRotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "broker_key_rotations_total", Help: "Signing keys created by this process.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.tokensIssued, m.refreshes, m.logins, m.KeyRotations,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

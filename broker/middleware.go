@@ -1,0 +1,152 @@
+package broker
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/socialbroker/broker/internal/ratelimit"
+)
+
+// statusWriter records the status code for logs and metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// observe logs and counts every request by its route pattern. Query
+// strings are never logged: they carry codes and states.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("panic serving request", "route", r.Pattern, "panic", p)
+				if sw.status == 0 {
+					writeJSON(sw, http.StatusInternalServerError, map[string]string{"error": "server_error", "error_description": "Something went wrong on our side."})
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			d := time.Since(start)
+			s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+			s.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
+			s.log.Debug("request", "route", route, "status", sw.status, "duration_ms", d.Milliseconds())
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// secure sets headers every response carries.
+func (s *Server) secure(next http.Handler) http.Handler {
+	hsts := strings.HasPrefix(s.cfg.Issuer, "https://")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+		if hsts {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allowedOrigin reports whether a browser origin may call the API with
+// credentials: the broker's own origin or one in cors.allowed_origins.
+func (s *Server) allowedOrigin(origin string) bool {
+	if strings.EqualFold(origin, s.origin) {
+		return true
+	}
+	for _, o := range s.cfg.CORS.AllowedOrigins {
+		if strings.EqualFold(origin, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// cors answers preflights and names allowed origins (only) on API routes.
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" || !strings.HasPrefix(r.URL.Path, "/auth/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		allowed := s.allowedOrigin(origin)
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		if allowed {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if !allowed {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkOrigin refuses cookie-authenticated POSTs from foreign origins.
+func (s *Server) checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" || s.allowedOrigin(origin) {
+		return nil
+	}
+	return &apiError{Status: http.StatusForbidden, Code: "invalid_origin",
+		Description: "Requests from this origin are not allowed."}
+}
+
+// limit applies a per-client rate limit; it answers 429 with Retry-After.
+func (s *Server) limit(l *ratelimit.Limiter, r *http.Request, w http.ResponseWriter) bool {
+	ok, retry := l.Allow(ratelimit.ClientAddr(r, s.cfg.Limits.TrustedProxies), s.now())
+	if !ok {
+		secs := int(retry/time.Second) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	return ok
+}
+
+// limited wraps an API handler with a rate limit.
+func (s *Server) limited(l *ratelimit.Limiter, h apiHandler) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if !s.limit(l, r, w) {
+			return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+				Description: "Too many requests. Try again later."}
+		}
+		return h(w, r)
+	}
+}

@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/socialbroker/broker/internal/web"
+	"github.com/socialbroker/broker/storage"
+)
+
+// maxFieldRunes bounds every signup field.
+const maxFieldRunes = 64
+
+// signupForm is GET /auth/signup: the form again for a pending signup.
+func (s *Server) signupForm(w http.ResponseWriter, r *http.Request) error {
+	var ps pendingSignup
+	if err := s.readFlowCookie(r, signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
+		return &pageError{Status: http.StatusBadRequest, Code: "signup_expired", Cause: err}
+	}
+	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
+	return nil
+}
+
+// signupSubmit is POST /auth/signup: it checks the CSRF token and every
+// field, then creates the user and its identity in one transaction (which
+// also burns the signup cookie), and signs the user in.
+func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
+	if err := s.checkOrigin(r); err != nil {
+		return err
+	}
+	var ps pendingSignup
+	if err := s.readFlowCookie(r, signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
+		return &pageError{Status: http.StatusBadRequest, Code: "signup_expired", Cause: err}
+	}
+	if err := parseForm(w, r); err != nil {
+		return &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: err}
+	}
+	values := map[string]string{}
+	for _, f := range s.cfg.Signup.Fields {
+		if v := r.PostForm[f]; len(v) > 0 {
+			values[f] = v[0]
+		}
+	}
+	if !equalStrings(r.PostForm.Get("csrf_token"), ps.CSRF) {
+		s.renderSignup(w, r, http.StatusBadRequest, ps, values, "", "csrf")
+		return nil
+	}
+	profile := map[string]string{}
+	for _, f := range s.cfg.Signup.Fields {
+		vals, present := r.PostForm[f]
+		var msg string
+		switch {
+		case !present || len(vals) != 1:
+			msg = "field_missing"
+		case strings.TrimSpace(vals[0]) == "":
+			msg = "field_blank"
+		case !validText(vals[0]):
+			msg = "field_invalid"
+		case utf8.RuneCountInString(strings.TrimSpace(vals[0])) > maxFieldRunes:
+			msg = "field_too_long"
+		}
+		if msg != "" {
+			s.renderSignup(w, r, http.StatusBadRequest, ps, values, f, msg)
+			return nil
+		}
+		profile[f] = strings.TrimSpace(vals[0])
+	}
+	if ps.Picture != "" {
+		if _, set := profile["picture"]; !set {
+			profile["picture"] = ps.Picture
+		}
+	}
+	sum := sha256.Sum256([]byte(ps.CSRF))
+	userID, err := s.createUser(r.Context(), profile,
+		storage.Identity{Provider: ps.Provider, Subject: ps.Subject, Profile: identityProfile(ps), GrantEnc: ps.GrantEnc},
+		&storage.Once{Kind: "signup", Hash: sum[:], Expires: time.Unix(ps.Expires, 0)})
+	if errors.Is(err, storage.ErrConflict) {
+		s.clearFlowCookie(w, signupCookie, signupPath)
+		return &pageError{Status: http.StatusBadRequest, Code: "signup_expired", Cause: err}
+	}
+	if err != nil {
+		return err
+	}
+	s.clearFlowCookie(w, signupCookie, signupPath)
+	return s.signIn(w, r, userID, ps.Provider, ps.ReturnTo)
+}
+
+func identityProfile(ps pendingSignup) map[string]string {
+	p := map[string]string{}
+	if ps.Name != "" {
+		p["nickname"] = ps.Name
+	}
+	return p
+}
+
+// validText refuses invalid UTF-8, control and format characters (bidi
+// overrides, zero-width joiners used for spoofing) in a one-line field.
+func validText(v string) bool {
+	if !utf8.ValidString(v) {
+		return false
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// prefill proposes what the provider told us (a nickname) for the form.
+func (s *Server) prefill(ps pendingSignup) map[string]string {
+	v := map[string]string{}
+	for _, f := range s.cfg.Signup.Fields {
+		if (f == "nickname" || f == "name") && ps.Name != "" {
+			v[f] = ps.Name
+		}
+	}
+	return v
+}
+
+func (s *Server) renderSignup(w http.ResponseWriter, r *http.Request, status int, ps pendingSignup, values map[string]string, invalid, msg string) {
+	page := web.SignupPage{Action: signupPath, CSRFToken: ps.CSRF, Error: msg}
+	for _, f := range s.cfg.Signup.Fields {
+		page.Fields = append(page.Fields, web.SignupField{Name: f, Value: values[f], MaxLen: maxFieldRunes, Invalid: f == invalid})
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	s.pages.Signup(w, r, status, page)
+}

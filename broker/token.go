@@ -1,0 +1,161 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/socialbroker/broker/broker/keys"
+	"github.com/socialbroker/broker/storage"
+)
+
+const (
+	grantRefresh       = "refresh_token"
+	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	maxFormBytes       = 64 << 10
+)
+
+type tokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int    `json:"expires_in"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+}
+
+// parseForm reads a bounded urlencoded body. Query parameters are never
+// merged in: tokens in URLs end up in logs and histories.
+func parseForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: "The request body is too large."}
+		}
+		return errBadRequest("invalid_request", "The request body could not be parsed.")
+	}
+	return nil
+}
+
+// token is POST /auth/token.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
+	if err := s.checkOrigin(r); err != nil {
+		return err
+	}
+	if r.URL.Query().Has("refresh_token") || r.URL.Query().Has("subject_token") {
+		return errBadRequest("invalid_request", "Tokens are not accepted in the URL.")
+	}
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case "":
+		return s.refreshGrant(w, r, false)
+	case grantRefresh:
+		return s.refreshGrant(w, r, true)
+	case grantTokenExchange:
+		return s.tokenExchange(w, r)
+	default:
+		return errBadRequest("unsupported_grant_type", "This grant type is not supported.")
+	}
+}
+
+// refreshGrant rotates the presented refresh token. With form=true the
+// token comes from (and the new one goes into) the body; otherwise the
+// cookie.
+func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, form bool) error {
+	var raw string
+	if form {
+		if vals := r.PostForm["refresh_token"]; len(vals) == 1 {
+			raw = vals[0]
+		} else if len(vals) > 1 {
+			return errBadRequest("invalid_request", "Send one refresh token.")
+		}
+	} else {
+		vals := cookieValues(r, refreshCookie)
+		if len(vals) > 1 {
+			s.clearRefreshCookie(w)
+			return errBadRequest("invalid_request", "Send one refresh token.")
+		}
+		if len(vals) == 1 {
+			raw = vals[0]
+		}
+	}
+	res, err := s.rotate(r.Context(), raw)
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && !form {
+			s.clearRefreshCookie(w)
+		}
+		return err
+	}
+	resp := tokenResponse{AccessToken: res.access, TokenType: "Bearer", ExpiresIn: int(s.cfg.Tokens.AccessTTL / time.Second)}
+	if form {
+		resp.RefreshToken = res.refresh
+	} else {
+		s.setRefreshCookie(w, res.refresh, res.expires)
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+type issued struct {
+	access, refresh string
+	expires         time.Time
+}
+
+// rotate exchanges a refresh token for a new access token and its child.
+func (s *Server) rotate(ctx context.Context, raw string) (issued, error) {
+	if raw == "" {
+		s.metrics.refreshes.WithLabelValues("missing").Inc()
+		return issued{}, errInvalidGrant(errors.New("no refresh token"))
+	}
+	tok, err := decodeToken(raw)
+	if err != nil {
+		s.metrics.refreshes.WithLabelValues("malformed").Inc()
+		return issued{}, errInvalidGrant(err)
+	}
+	child := s.refresh.childOf(tok)
+	rot, err := s.store.Rotate(ctx, storage.RotateParams{
+		Hash: hashToken(tok), Child: hashToken(child), Now: s.now(),
+		Grace: s.cfg.Tokens.ReuseGrace, Idle: s.cfg.Tokens.RefreshIdleTTL,
+	})
+	if err != nil {
+		return issued{}, err
+	}
+	s.metrics.refreshes.WithLabelValues(string(rot.Outcome)).Inc()
+	if rot.Outcome == storage.Reused {
+		s.log.Warn("refresh token reused after its grace: session revoked", "sid", rot.SessionID)
+	}
+	if !rot.Ok() {
+		return issued{}, errInvalidGrant(errors.New("refresh " + string(rot.Outcome)))
+	}
+	access, err := s.issueAccessToken(rot.UserID, rot.SessionID, rot.IDP)
+	if err != nil {
+		return issued{}, signingError(err)
+	}
+	return issued{access: access, refresh: encodeToken(child), expires: rot.ExpiresAt}, nil
+}
+
+func signingError(err error) error {
+	if errors.Is(err, keys.ErrNoKey) {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+			Description: "The service is temporarily unavailable. Try again shortly.", Cause: err}
+	}
+	return err
+}
+
+// startSession creates a session for a user and its first refresh token.
+func (s *Server) startSession(ctx context.Context, userID, idp string) (issued, storage.Session, error) {
+	tok := newRefreshToken()
+	now := s.now()
+	sess, err := s.store.CreateSession(ctx, storage.NewSession{
+		UserID: userID, IDP: idp, TokenHash: hashToken(tok), Now: now,
+		ExpiresAt: now.Add(s.cfg.Tokens.RefreshTTL),
+	})
+	if err != nil {
+		return issued{}, storage.Session{}, err
+	}
+	return issued{refresh: encodeToken(tok), expires: sess.ExpiresAt}, sess, nil
+}

@@ -1,0 +1,135 @@
+// Command broker is the social-login broker: see `broker help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+const usage = `usage: broker <command> [flags]
+
+commands:
+  serve --config FILE                     run the server (applies migrations unless database.auto_migrate: false)
+  migrate --config FILE                   apply pending migrations and exit
+  dev [--listen ADDR]                     local demo: throwaway Postgres, emulated Kakao/Naver/Google, demo frontend
+  keys rotate --config FILE               create the next signing key (published before use)
+  keys list --config FILE                 list signing keys
+  sessions revoke --user ID --config FILE revoke every session of one user
+  version                                 print the version
+`
+
+// usageError is a mistake on the command line.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broker:", oneLine(err))
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprint(os.Stderr, usage)
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// oneLine joins a multi-problem error into one line for the exit reason;
+// config errors are printed one per line before it.
+func oneLine(err error) string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 1 {
+		return fmt.Sprintf("%d problems (see above)", len(j.Unwrap()))
+	}
+	return err.Error()
+}
+
+// run is the whole program, testable without a process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"no command"}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
+	case "dev":
+		return cmdDev(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		if len(rest) == 0 {
+			return usageError{"keys: want rotate or list"}
+		}
+		switch rest[0] {
+		case "rotate":
+			return cmdKeysRotate(ctx, rest[1:], getenv, stdout, stderr)
+		case "list":
+			return cmdKeysList(ctx, rest[1:], getenv, stdout, stderr)
+		}
+		return usageError{"keys: unknown subcommand " + rest[0]}
+	case "sessions":
+		if len(rest) == 0 || rest[0] != "revoke" {
+			return usageError{"sessions: want revoke"}
+		}
+		return cmdSessionsRevoke(ctx, rest[1:], getenv, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "broker", versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError{"unknown command " + cmd}
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				if v == "" || v == "(devel)" {
+					v = "devel"
+				}
+				v += "+" + s.Value[:12]
+			}
+		}
+		if v != "" {
+			return v
+		}
+	}
+	return "devel"
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
