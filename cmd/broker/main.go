@@ -102,17 +102,15 @@ func versionString() string {
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		v := bi.Main.Version
+		if v == "" || v == "(devel)" {
+			v = "devel"
+		}
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				if v == "" || v == "(devel)" {
-					v = "devel"
-				}
 				v += "+" + s.Value[:12]
 			}
 		}
-		if v != "" {
-			return v
-		}
+		return v
 	}
 	return "devel"
 }

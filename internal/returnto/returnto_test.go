@@ -481,7 +481,8 @@ func TestOpenRedirectCorpus(t *testing.T) {
 	}
 }
 
-// fuzzEntries mirrors fuzzAllowed in the form net/url reports it.
+// fuzzAllowed is the policy FuzzResolve checks; fuzzEntries is the same list
+// in the form net/url reports it (Hostname without brackets, Port string).
 var fuzzAllowed = []string{
 	"https://app.example.com/app",
 	"http://127.0.0.1:8080/",
