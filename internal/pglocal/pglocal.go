@@ -273,18 +273,28 @@ func (c *Cluster) logf(format string, args ...any) {
 	}
 }
 
-// initdb creates the cluster in c.data.
+// initdb creates the cluster in c.data. It runs initdb on a scratch
+// directory renamed into place when complete, so an interrupted first start
+// (Ctrl-C during broker dev) leaves no half-made cluster to trip over later.
 func (c *Cluster) initdb(ctx context.Context) error {
 	c.logf("pglocal: initdb %s", c.data)
-	if err := os.Mkdir(c.data, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	// An empty data directory (made by hand) is fine; anything else is not ours to touch.
+	if err := os.Remove(c.data); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("pglocal: %s holds no cluster (no PG_VERSION) and is not empty: %w", c.data, err)
+	}
+	scratch := c.data + ".initdb"
+	if err := os.RemoveAll(scratch); err != nil {
+		return fmt.Errorf("pglocal: %w", err)
+	}
+	if err := os.Mkdir(scratch, 0o700); err != nil {
 		return fmt.Errorf("pglocal: %w", err)
 	}
 	if c.cred != nil {
-		if err := os.Chown(c.data, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+		if err := os.Chown(scratch, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
 			return fmt.Errorf("pglocal: %w", err)
 		}
 	}
-	args := []string{"-D", c.data, "-U", superuser, "--auth=trust", "--encoding=UTF8", "--locale=C"}
+	args := []string{"-D", scratch, "-U", superuser, "--auth=trust", "--encoding=UTF8", "--locale=C"}
 	if c.opts.Fast {
 		args = append(args, "--no-sync")
 	}
@@ -293,7 +303,11 @@ func (c *Cluster) initdb(ctx context.Context) error {
 	cmd.Env = childEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(scratch)
 		return fmt.Errorf("pglocal: initdb %s: %w\n%s", c.data, err, bytes.TrimSpace(out))
+	}
+	if err := os.Rename(scratch, c.data); err != nil {
+		return fmt.Errorf("pglocal: %w", err)
 	}
 	return nil
 }

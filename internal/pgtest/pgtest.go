@@ -72,6 +72,7 @@ func Main(m *testing.M) {
 }
 
 func shutdown() error {
+	defer closeAdminConns()
 	if shared.cluster != nil {
 		err := shared.cluster.Stop()
 		if rmErr := os.RemoveAll(shared.dir); err == nil {
@@ -229,16 +230,21 @@ func NewTemplatedDatabase(t testing.TB, key string, setup func(ctx context.Conte
 	}
 	templates.mu.Unlock()
 
-	tpl.mu.Lock()
-	if tpl.name == "" && tpl.err == nil {
-		tpl.name, tpl.err = buildTemplate(admin, setup)
-	}
-	name, err := tpl.name, tpl.err
-	tpl.mu.Unlock()
+	name, err := tpl.get(admin, setup)
 	if err != nil {
 		t.Fatalf("pgtest: template %q: %v", key, err)
 	}
 	return newDatabase(t, admin, name)
+}
+
+// get returns the template's name, building it first if no caller has.
+func (tpl *template) get(admin string, setup func(ctx context.Context, url string) error) (string, error) {
+	tpl.mu.Lock()
+	defer tpl.mu.Unlock() // also when setup panics or calls runtime.Goexit (t.FailNow)
+	if tpl.name == "" && tpl.err == nil {
+		tpl.name, tpl.err = buildTemplate(admin, setup)
+	}
+	return tpl.name, tpl.err
 }
 
 func buildTemplate(admin string, setup func(ctx context.Context, url string) error) (string, error) {
@@ -309,28 +315,71 @@ func dropDatabase(ctx context.Context, admin, name string) error {
 	return exec(ctx, admin, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)")
 }
 
-// exec runs statements, in order, on a new connection to admin.
+// exec runs statements, in order, on an admin connection.
 func exec(ctx context.Context, admin string, stmts ...string) error {
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("%s: %w", s, err)
+	return withAdmin(ctx, admin, func(conn *pgx.Conn) error {
+		for _, s := range stmts {
+			if _, err := conn.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func queryRow(ctx context.Context, admin, sql string, dest ...any) error {
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
+	return withAdmin(ctx, admin, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, sql).Scan(dest...)
+	})
+}
+
+// adminConns keeps a few idle admin connections: connecting costs about as
+// much as creating a database.
+var adminConns struct {
+	mu   sync.Mutex
+	idle map[string][]*pgx.Conn // by admin URL
+}
+
+const maxIdleAdminConns = 4
+
+// withAdmin runs fn on an idle admin connection, or a new one.
+func withAdmin(ctx context.Context, admin string, fn func(*pgx.Conn) error) error {
+	adminConns.mu.Lock()
+	var conn *pgx.Conn
+	if idle := adminConns.idle[admin]; len(idle) > 0 {
+		conn = idle[len(idle)-1]
+		adminConns.idle[admin] = idle[:len(idle)-1]
+	}
+	adminConns.mu.Unlock()
+	if conn == nil {
+		var err error
+		if conn, err = pgx.Connect(ctx, admin); err != nil {
+			return err
+		}
+	}
+	err := fn(conn)
+	adminConns.mu.Lock()
+	defer adminConns.mu.Unlock()
+	if conn.IsClosed() || conn.PgConn().TxStatus() != 'I' || len(adminConns.idle[admin]) >= maxIdleAdminConns {
+		conn.Close(context.Background())
 		return err
 	}
-	defer conn.Close(context.Background())
-	return conn.QueryRow(ctx, sql).Scan(dest...)
+	if adminConns.idle == nil {
+		adminConns.idle = map[string][]*pgx.Conn{}
+	}
+	adminConns.idle[admin] = append(adminConns.idle[admin], conn)
+	return err
+}
+
+func closeAdminConns() {
+	adminConns.mu.Lock()
+	defer adminConns.mu.Unlock()
+	for _, conns := range adminConns.idle {
+		for _, c := range conns {
+			c.Close(context.Background())
+		}
+	}
+	adminConns.idle = nil
 }
 
 // databaseURL is admin with its database replaced by name. admin is a URL

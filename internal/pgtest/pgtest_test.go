@@ -3,6 +3,8 @@ package pgtest_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -189,6 +191,24 @@ func TestNewCluster(t *testing.T) {
 	var k int
 	if err := connect(t, c.URL("app")).QueryRow(ctx, "SELECT k FROM kv").Scan(&k); err != nil || k != 42 {
 		t.Fatalf("after Restart got %d, %v; want 42", k, err)
+	}
+}
+
+// Without PostgreSQL, a test that needs a database fails (never skips),
+// naming the package to install. Run in a child test binary: the shared
+// cluster of this one is already decided.
+func TestNoServerIsAFailure(t *testing.T) {
+	if os.Getenv("PGTEST_NO_SERVER_CHILD") != "" {
+		pgtest.NewDatabase(t)
+		t.Log("NewDatabase returned")
+		return
+	}
+	child := exec.Command(os.Args[0], "-test.run=^TestNoServerIsAFailure$", "-test.v")
+	child.Env = append(os.Environ(), "PGTEST_NO_SERVER_CHILD=1", "PG_BIN="+t.TempDir(), "DATABASE_URL=")
+	out, err := child.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--- FAIL: TestNoServerIsAFailure") ||
+		!strings.Contains(string(out), `"postgresql"`) || strings.Contains(string(out), "SKIP") {
+		t.Fatalf("child test: %v\n%s\nwant a failure naming the package postgresql", err, out)
 	}
 }
 
