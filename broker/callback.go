@@ -12,6 +12,11 @@ import (
 	"github.com/socialbroker/broker/storage"
 )
 
+// providerDeadline bounds all provider calls of one request (discovery,
+// token, JWKS, userinfo), so a login against a hanging provider fails well
+// within 30 s.
+const providerDeadline = 25 * time.Second
+
 // callback is GET /auth/callback/{provider}. The state is checked before
 // anything is sent to the provider; the code is exchanged server-side; the
 // identity is mapped by (provider, subject) only.
@@ -55,7 +60,9 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	id, err := p.Exchange(r.Context(), providers.Exchange{Code: code, CodeVerifier: f.Verifier, Nonce: f.Nonce, State: f.State})
+	ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
+	defer cancel()
+	id, err := p.Exchange(ctx, providers.Exchange{Code: code, CodeVerifier: f.Verifier, Nonce: f.Nonce, State: f.State})
 	if err != nil {
 		s.metrics.logins.WithLabelValues(name, providers.ErrorCode(err)).Inc()
 		return providerPageError(err)

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"net/http"
@@ -32,7 +33,9 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 		return errBadRequest("invalid_request", "This provider does not issue id_tokens.")
 	}
 	raw := f.Get("subject_token")
-	id, err := v.VerifyIDToken(r.Context(), raw, f.Get("nonce"))
+	ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
+	defer cancel()
+	id, err := v.VerifyIDToken(ctx, raw, f.Get("nonce"))
 	if err != nil {
 		code := providers.ErrorCode(err)
 		if code == providers.CodeProviderError || code == providers.CodeProviderTimeout {

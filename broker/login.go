@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -74,6 +75,14 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, linkUser stri
 	returnTo, err := s.cfg.Redirects.Resolve(r.URL.Query().Get("return_to"))
 	if err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
+	}
+	if pp, ok := p.(providers.Preparer); ok { // discovery, when the provider needs it
+		ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
+		err := pp.Prepare(ctx)
+		cancel()
+		if err != nil {
+			return providerPageError(err)
+		}
 	}
 	f := flowState{
 		Provider: p.Name(), State: randomString(32), ReturnTo: returnTo, LinkUser: linkUser,

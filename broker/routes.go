@@ -24,6 +24,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /auth/token", s.api(s.limited(s.limits.token, s.token)))
 	mux.Handle("POST /auth/logout", s.api(s.logout))
 	mux.Handle("GET /auth/me", s.api(s.me))
+	mux.Handle("DELETE /auth/me", s.api(s.deleteMe))
+	mux.Handle("DELETE /auth/identities/{provider}", s.api(s.unlinkIdentity))
+	mux.Handle("POST /auth/webhooks/kakao/unlink", s.api(s.kakaoUnlink))
+	mux.Handle("GET /auth/webhooks/kakao/unlink", s.api(s.kakaoUnlink))
 
 	// Public documents, served from memory.
 	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)

@@ -50,6 +50,8 @@ type Server struct {
 	origin    string                     // the issuer's origin
 	discovery []byte
 	limits    struct{ login, callback, token *ratelimit.Limiter }
+
+	revokeKick chan struct{}
 }
 
 // New builds a Server.
@@ -66,6 +68,7 @@ func New(d Deps) (*Server, error) {
 	s := &Server{
 		cfg: d.Config, store: d.Store, keys: d.Keys, providers: d.Providers,
 		pages: d.Pages, metrics: d.Metrics, log: d.Logger, now: d.Now,
+		revokeKick: make(chan struct{}, 1),
 	}
 	var err error
 	if s.refresh, err = newRefreshKeys(d.Config.Keys.EncryptionKey); err != nil {
@@ -111,6 +114,9 @@ func (s *Server) RunMaintenance(ctx context.Context, every time.Duration) {
 		}
 		if n > 0 {
 			s.log.Info("ended sessions deleted", "count", n)
+		}
+		if _, err := s.store.CleanupOnce(ctx, s.now()); err != nil && ctx.Err() == nil {
+			s.log.Warn("single-use values cleanup failed", "err", err)
 		}
 	}
 }

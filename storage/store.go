@@ -82,6 +82,11 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
+	for _, sentinel := range []error{ErrNotFound, ErrConflict, ErrLastIdentity, ErrUnavailable} {
+		if errors.Is(err, sentinel) {
+			return err // already classified (returned from inside a transaction)
+		}
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrNotFound
 	}

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -131,19 +130,4 @@ func (s *Store) User(ctx context.Context, id string) (User, []Identity, error) {
 		return User{}, nil, classify(err)
 	}
 	return u, idents, nil
-}
-
-// DeleteUser deletes a user with its identities, sessions and refresh
-// tokens (one statement; foreign keys cascade).
-func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
-	if err != nil {
-		return classify(err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("user: %w", ErrNotFound)
-	}
-	return nil
 }

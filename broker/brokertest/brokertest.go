@@ -99,6 +99,7 @@ type Env struct {
 	Logs      *Logs
 	Emulators map[string]*emulator.Emulator
 	Server    *httptest.Server
+	Broker    *broker.Server
 }
 
 // Key32 is a fixed 32-byte test key, base64.
@@ -249,6 +250,7 @@ providers:
 	hs.Start()
 	t.Cleanup(hs.Close)
 	env.Server = hs
+	env.Broker = srv
 	return env
 }
 

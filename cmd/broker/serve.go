@@ -157,6 +157,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	defer cancel()
 	go km.Run(bg)
 	go srv.RunMaintenance(bg, 5*time.Minute)
+	go srv.RunRevocations(bg)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

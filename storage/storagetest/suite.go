@@ -284,7 +284,7 @@ func testRevokeAndDelete(t *testing.T, st *storage.Store) {
 	if err != nil || got.RevokedAt == nil {
 		t.Fatalf("SessionByToken(parent) = %+v, %v; want the revoked session", got, err)
 	}
-	if err := st.DeleteUser(ctx, u.ID); err != nil {
+	if err := st.DeleteUser(ctx, u.ID, t0); err != nil {
 		t.Fatal(err)
 	}
 	for table, q := range map[string]string{

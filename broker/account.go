@@ -1,0 +1,184 @@
+package broker
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/socialbroker/broker/providers"
+	"github.com/socialbroker/broker/storage"
+)
+
+// deleteMe is DELETE /auth/me: the user, identities and sessions go in one
+// transaction; the provider grants are revoked afterwards from the outbox.
+func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.bearer(r)
+	if err != nil {
+		return err
+	}
+	err = s.store.DeleteUser(r.Context(), c.Sub, s.now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return errInvalidToken(err)
+	}
+	if err != nil {
+		return err
+	}
+	s.kickRevocations()
+	s.clearRefreshCookie(w)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// unlinkIdentity is DELETE /auth/identities/{provider}.
+func (s *Server) unlinkIdentity(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.bearer(r)
+	if err != nil {
+		return err
+	}
+	err = s.store.UnlinkIdentity(r.Context(), c.Sub, r.PathValue("provider"), s.now())
+	switch {
+	case errors.Is(err, storage.ErrLastIdentity):
+		return &apiError{Status: http.StatusConflict, Code: "last_identity",
+			Description: "This is the account's only sign-in method; link another one first."}
+	case errors.Is(err, storage.ErrNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: "not_found", Description: "No identity of this provider is linked."}
+	case err != nil:
+		return err
+	}
+	s.kickRevocations()
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// kakaoUnlink is Kakao's unlink webhook (POST form or GET query with
+// app_id, user_id, referrer_type), authenticated by
+// `Authorization: KakaoAK <admin_key>`. It answers well within Kakao's 3 s.
+func (s *Server) kakaoUnlink(w http.ResponseWriter, r *http.Request) error {
+	name, ok := s.kakaoByAdminKey(r.Header.Get("Authorization"))
+	if !ok {
+		return &apiError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Missing or wrong KakaoAK authorization."}
+	}
+	if err := parseForm(w, r); err != nil {
+		return err
+	}
+	userID := r.PostForm.Get("user_id")
+	if userID == "" {
+		userID = r.URL.Query().Get("user_id")
+	}
+	if userID == "" || len(userID) > 64 {
+		return errBadRequest("invalid_request", "user_id is required.")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2500*time.Millisecond)
+	defer cancel()
+	found, deleted, err := s.store.RemoveIdentity(ctx, name, userID, s.now())
+	if err != nil {
+		return err
+	}
+	s.log.Info("kakao unlink webhook", "provider", name, "known", found, "user_deleted", deleted,
+		"referrer_type", truncate(r.FormValue("referrer_type"), 32))
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	return nil
+}
+
+// kakaoByAdminKey finds the kakao provider whose admin_key the header
+// carries (constant-time).
+func (s *Server) kakaoByAdminKey(header string) (string, bool) {
+	scheme, key, ok := strings.Cut(header, " ")
+	if !ok || scheme != "KakaoAK" || key == "" {
+		return "", false
+	}
+	for _, p := range s.cfg.Providers {
+		if p.Type == "kakao" && p.AdminKey != "" &&
+			subtle.ConstantTimeCompare([]byte(key), []byte(p.AdminKey)) == 1 {
+			return p.Name, true
+		}
+	}
+	return "", false
+}
+
+func (s *Server) kickRevocations() {
+	select {
+	case s.revokeKick <- struct{}{}:
+	default:
+	}
+}
+
+// RunRevocations works the revocation outbox until ctx ends: on a kick
+// (an account was deleted or unlinked) and every 30 s.
+func (s *Server) RunRevocations(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		if _, _, err := s.ProcessRevocations(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("revocation outbox not processed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.revokeKick:
+		}
+	}
+}
+
+// revocationLease is how long a claimed revocation is ours before another
+// broker may try it.
+const revocationLease = time.Minute
+
+// ProcessRevocations tries every due revocation once. A provider that
+// fails or times out is retried later with exponential backoff; a grant
+// that cannot be revoked (unsupported, nothing kept) is dropped.
+func (s *Server) ProcessRevocations(ctx context.Context) (done, failed int, err error) {
+	for {
+		batch, err := s.store.ClaimRevocations(ctx, s.now(), revocationLease, 16)
+		if err != nil || len(batch) == 0 {
+			return done, failed, err
+		}
+		for _, rv := range batch {
+			if s.revokeOne(ctx, rv) {
+				done++
+			} else {
+				failed++
+			}
+		}
+	}
+}
+
+func (s *Server) revokeOne(ctx context.Context, rv storage.Revocation) bool {
+	finish := func() bool {
+		if err := s.store.FinishRevocation(ctx, rv.ID); err != nil {
+			s.log.Warn("revocation done but not recorded", "id", rv.ID, "err", err)
+		}
+		return true
+	}
+	p, ok := s.providers.Get(rv.Provider)
+	rev, canRevoke := p.(providers.Revoker)
+	if !ok || !canRevoke {
+		s.log.Info("grant not revocable at provider; dropped", "provider", rv.Provider)
+		return finish()
+	}
+	g, err := s.openGrant(rv.Provider, rv.Subject, rv.GrantEnc)
+	if err != nil {
+		s.log.Warn("stored grant unreadable; dropped", "provider", rv.Provider, "err", err)
+		return finish()
+	}
+	err = rev.Revoke(ctx, rv.Subject, g)
+	switch {
+	case err == nil:
+		s.log.Info("grant revoked at provider", "provider", rv.Provider, "attempt", rv.Attempts)
+		return finish()
+	case errors.Is(err, providers.ErrRevokeUnsupported) || providers.ErrorCode(err) == providers.CodeInvalidGrant:
+		s.log.Info("nothing to revoke at provider; dropped", "provider", rv.Provider, "code", providers.ErrorCode(err))
+		return finish()
+	}
+	backoff := 30 * time.Second << min(rv.Attempts-1, 7) // 30 s … 64 min
+	code := providers.ErrorCode(err)
+	s.log.Warn("grant revocation failed; will retry", "provider", rv.Provider, "attempt", rv.Attempts, "code", code, "retry_in", backoff.String())
+	if err := s.store.RetryRevocation(ctx, rv.ID, s.now().Add(backoff), code); err != nil {
+		s.log.Warn("revocation retry not recorded", "id", rv.ID, "err", err)
+	}
+	return false
+}
