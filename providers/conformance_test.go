@@ -2,6 +2,10 @@ package providers_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net"
 	"strings"
@@ -9,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/socialbroker/broker/providers"
 	"github.com/socialbroker/broker/providers/emulator"
 	"github.com/socialbroker/broker/providers/providertest"
@@ -363,5 +368,63 @@ func TestExchangeRequiresNonce(t *testing.T) {
 		if _, err := e.Provider.Exchange(context.Background(), ex); code(err) != providers.CodeInvalidIDToken {
 			t.Errorf("%s: got %s, want %s", s.Kind, code(err), providers.CodeInvalidIDToken)
 		}
+	}
+}
+
+// Tokens that bring their own key (an embedded jwk, a jku or x5u URL) or an
+// attacker's key under the real kid are refused, and do not trigger a JWKS
+// refetch: only keys from the provider's JWKS count.
+func TestForgedHeaderKeysRefused(t *testing.T) {
+	e := providertest.Start(t, providertest.Setup{Kind: emulator.Kakao})
+	v := e.Provider.(providers.IDTokenVerifier)
+	ctx := context.Background()
+	honest := e.Emu.MintIDToken(nil)
+	if _, err := v.VerifyIDToken(ctx, honest, ""); err != nil {
+		t.Fatalf("honest token: %v", err)
+	}
+	hdr, err := base64.RawURLEncoding.DecodeString(strings.Split(honest, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(hdr, &h); err != nil || h.Kid == "" {
+		t.Fatalf("honest token header %s: no kid", hdr)
+	}
+	attacker, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := e.Clock.Now()
+	claims, _ := json.Marshal(map[string]any{
+		"iss": e.Emu.URL(), "aud": "client-kakao", "sub": "3012345678",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	})
+	variants := map[string]*jose.SignerOptions{
+		"embedded jwk": (&jose.SignerOptions{EmbedJWK: true}).WithHeader("kid", h.Kid),
+		"jku":          (&jose.SignerOptions{}).WithHeader("kid", h.Kid).WithHeader("jku", "https://attacker.example/jwks.json"),
+		"x5u":          (&jose.SignerOptions{}).WithHeader("kid", h.Kid).WithHeader("x5u", "https://attacker.example/cert.pem"),
+		"no kid":       &jose.SignerOptions{},
+	}
+	for name, opts := range variants {
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: attacker}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := signer.Sign(claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := obj.CompactSerialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.VerifyIDToken(ctx, tok, ""); code(err) != providers.CodeInvalidIDToken {
+			t.Errorf("%s: got %s, want %s", name, code(err), providers.CodeInvalidIDToken)
+		}
+	}
+	if got := e.Emu.JWKSFetches(); got != 1 {
+		t.Errorf("JWKS fetches: got %d, want 1 (a known kid with a bad signature is final)", got)
 	}
 }

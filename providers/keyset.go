@@ -101,10 +101,12 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid, alg string) (payload []byte, known bool, err error) {
 	for i := range keys {
 		key := &keys[i]
-		if kid != "" && key.KeyID != kid {
+		// A token's kid selects its key; keys published without a kid are
+		// candidates for any token.
+		if kid != "" && key.KeyID != kid && key.KeyID != "" {
 			continue
 		}
-		if kid != "" {
+		if kid != "" && key.KeyID == kid {
 			known = true
 		}
 		if key.Use != "" && key.Use != "sig" {
