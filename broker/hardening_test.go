@@ -1,0 +1,114 @@
+package broker_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/socialbroker/broker/broker/brokertest"
+)
+
+// No token, code, state, nonce, verifier, cookie or secret appears in any
+// log line after full flows (logs are captured at debug level).
+func TestLogsCarryNoSecrets(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{})
+	var secrets []string
+	for _, p := range []string{"kakao", "naver", "google", "oidc", "oauth2"} {
+		c := env.Client()
+		auth := startLogin(t, env, c, p, "")
+		au, _ := url.Parse(auth)
+		secrets = append(secrets, au.Query().Get("state"), au.Query().Get("nonce"), au.Query().Get("code_challenge"), p+"-secret")
+		cb := approve(t, env, p, auth)
+		cu, _ := url.Parse(cb)
+		secrets = append(secrets, cu.Query().Get("code"))
+		for _, ck := range c.Jar.Cookies(cu) {
+			secrets = append(secrets, ck.Value)
+		}
+		r := do(t, c, "GET", cb, nil, nil)
+		if m := csrfRE.FindSubmatch(r.body); m != nil {
+			secrets = append(secrets, string(m[1]))
+			r = do(t, c, "POST", env.URL+"/auth/signup", url.Values{"csrf_token": {string(m[1])}, "nickname": {"secret-nick-" + p}}, nil)
+		}
+		wantStatus(t, r, 303)
+		secrets = append(secrets, r.cookie("refresh_token").Value, "secret-nick-"+p)
+		tr := do(t, c, "POST", env.URL+"/auth/token", nil, nil)
+		wantStatus(t, tr, 200)
+		secrets = append(secrets, tr.json(t).AccessToken, tr.cookie("refresh_token").Value)
+		// A replayed code: the provider's error echoes the code (Kakao does).
+		r = do(t, env.Client(), "GET", cb, nil, nil)
+		if r.StatusCode < 400 {
+			t.Fatalf("%s: replayed callback status %d", p, r.StatusCode)
+		}
+		wantStatus(t, do(t, c, "POST", env.URL+"/auth/logout", nil, nil), 204)
+	}
+	// Provider-side personal data.
+	for _, u := range brokertest.Users {
+		secrets = append(secrets, u.Email, u.Subject)
+	}
+	logs := env.Logs.String()
+	if len(logs) < 200 {
+		t.Fatalf("suspiciously few logs captured (%d bytes)", len(logs))
+	}
+	for _, s := range secrets {
+		if len(s) >= 6 && strings.Contains(logs, s) {
+			t.Errorf("a secret or personal value (%.8s…) appears in the logs", s)
+		}
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}})
+	c := env.Client()
+	for _, path := range []string{"/", "/auth/login", "/auth/login/kakao?return_to=https://evil.example/", "/auth/signup", "/demo/"} {
+		r := do(t, c, "GET", env.URL+path, nil, nil)
+		h := r.Header
+		if !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+			h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Referrer-Policy") != "no-referrer" {
+			t.Errorf("%s: headers %v", path, h)
+		}
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") && !strings.Contains(strings.ToLower(string(r.body)), "<html") {
+			t.Errorf("%s: html content type without a page", path)
+		}
+	}
+	r := do(t, c, "GET", approve(t, env, "kakao", startLogin(t, env, c, "kakao", "")), nil, nil)
+	if r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("callback/signup page headers: %v", r.Header)
+	}
+	if r.Header.Get("Strict-Transport-Security") != "" {
+		t.Error("HSTS on a plain-http issuer")
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}, Extra: "limits:\n  per_minute: { login: 3, token: 2 }\n"})
+	c := env.Client()
+	for i := 0; i < 3; i++ {
+		wantStatus(t, do(t, c, "GET", env.URL+"/auth/login/kakao", nil, nil), 302)
+	}
+	r := do(t, c, "GET", env.URL+"/auth/login/kakao", nil, nil)
+	wantStatus(t, r, 429)
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	tok, _ := env.NewSession(t, env.NewUser(t, "kakao", "1"))
+	c = &http.Client{} // explicit cookies from here on
+	r = do(t, c, "POST", env.URL+"/auth/token", nil, withCookie(tok))
+	wantStatus(t, r, 200)
+	tok = r.cookie("refresh_token").Value
+	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", nil, withCookie("x")), 401)
+	r = do(t, c, "POST", env.URL+"/auth/token", nil, withCookie(tok))
+	wantStatus(t, r, 429)
+	if r.json(t).Error != "rate_limited" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("429 body %s", r.body)
+	}
+	// X-Forwarded-For from an untrusted peer does not buy a new bucket.
+	r = do(t, c, "POST", env.URL+"/auth/token", nil, map[string]string{"Cookie": "refresh_token=" + tok, "X-Forwarded-For": "198.51.100.9"})
+	wantStatus(t, r, 429)
+	// The limited token was not consumed: after the window it still works.
+	env.Clock.Advance(60e9)
+	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", nil, withCookie(tok)), 200)
+}
