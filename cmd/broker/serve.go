@@ -264,7 +264,6 @@ func cmdKeysList(ctx context.Context, args []string, getenv func(string) string,
 		loaded[k.KID] = k
 	}
 	now := time.Now()
-	fmt.Fprintln(stdout, "KID\tSTATE\tCREATED\tACTIVATES\tRETIRES")
 	for i, r := range rows {
 		state, retires := "removed", "-"
 		if k, ok := loaded[r.KID]; ok {
@@ -273,7 +272,7 @@ func cmdKeysList(ctx context.Context, args []string, getenv func(string) string,
 		if i+1 < len(rows) {
 			retires = rows[i+1].ActivatesAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\t%s\n", r.KID, state,
+		fmt.Fprintf(stdout, "%s\t%s\tcreated=%s\tactivates=%s\tretires=%s\n", r.KID, state,
 			r.CreatedAt.UTC().Format(time.RFC3339), r.ActivatesAt.UTC().Format(time.RFC3339), retires)
 	}
 	return nil
