@@ -22,6 +22,7 @@ import (
 	"github.com/socialbroker/broker/broker"
 	"github.com/socialbroker/broker/broker/keys"
 	"github.com/socialbroker/broker/internal/config"
+	"github.com/socialbroker/broker/internal/testclock"
 	"github.com/socialbroker/broker/internal/web"
 	"github.com/socialbroker/broker/providers"
 	"github.com/socialbroker/broker/providers/emulator"
@@ -29,29 +30,12 @@ import (
 	"github.com/socialbroker/broker/storage/storagetest"
 )
 
-// Clock is a settable clock shared by the broker, its keys, the providers
-// and the emulators.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// Clock is the settable clock shared by the broker, its keys, the
+// providers and the emulators.
+type Clock = testclock.Clock
 
-// NewClock starts at t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// NewClock starts a clock at t.
+func NewClock(t time.Time) *Clock { return testclock.New(t) }
 
 // Logs collects the broker's JSON log lines.
 type Logs struct {

@@ -9,10 +9,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/socialbroker/broker/internal/testclock"
 	"github.com/socialbroker/broker/providers"
 	"github.com/socialbroker/broker/providers/emulator"
 )
@@ -21,29 +21,11 @@ import (
 // register RedirectBase + "/auth/callback/" + name.
 const RedirectBase = "https://broker.test"
 
-// Clock is a settable clock shared by an emulator and a registry, so tests
-// can step over the JWKS refetch cooldown or expire tokens.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// Clock is a settable clock shared by a provider and its emulator.
+type Clock = testclock.Clock
 
 // NewClock returns a clock at the current time.
-func NewClock() *Clock { return &Clock{t: time.Now().Truncate(time.Second)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func NewClock() *Clock { return testclock.New(time.Now().Truncate(time.Second)) }
 
 // Setup describes one provider under test.
 type Setup struct {
