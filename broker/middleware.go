@@ -90,11 +90,12 @@ func (s *Server) allowedOrigin(origin string) bool {
 	return false
 }
 
-// cors answers preflights and names allowed origins (only) on API routes.
+// cors answers preflights and names allowed origins (only) on API routes
+// and the well-known documents.
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if origin == "" || !strings.HasPrefix(r.URL.Path, "/auth/") {
+		if origin == "" || !(strings.HasPrefix(r.URL.Path, "/auth/") || strings.HasPrefix(r.URL.Path, "/.well-known/")) {
 			next.ServeHTTP(w, r)
 			return
 		}

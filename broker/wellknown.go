@@ -31,7 +31,6 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(s.cfg.Keys.JWKSMaxAge/time.Second)))
 	h.Set("ETag", etag)
-	h.Set("Access-Control-Allow-Origin", "*")
 	if match := r.Header.Get("If-None-Match"); match != "" && etagMatch(match, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -69,7 +68,6 @@ func (s *Server) openidConfiguration(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=3600")
-	h.Set("Access-Control-Allow-Origin", "*")
 	_, _ = w.Write(s.discovery)
 }
 
