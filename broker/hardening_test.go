@@ -112,3 +112,30 @@ func TestRateLimits(t *testing.T) {
 	env.Clock.Advance(60e9)
 	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", nil, withCookie(tok)), 200)
 }
+
+// Under Referrer-Policy: no-referrer a browser posts the signup form with
+// Origin: null and Sec-Fetch-Site: same-origin; that is our own page. A
+// bare null or a cross-site null is refused.
+func TestNullOriginFromOwnPage(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}})
+	c := env.Client()
+	r := do(t, c, "GET", approve(t, env, "kakao", startLogin(t, env, c, "kakao", "")), nil, nil)
+	wantStatus(t, r, 200)
+	csrf := string(csrfRE.FindSubmatch(r.body)[1])
+	form := url.Values{"csrf_token": {csrf}, "nickname": {"ok"}}
+	for name, hdr := range map[string]map[string]string{
+		"bare null":       {"Origin": "null"},
+		"cross-site null": {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+		"same-site null":  {"Origin": "null", "Sec-Fetch-Site": "same-site"},
+	} {
+		if r := do(t, c, "POST", env.URL+"/auth/signup", form, hdr); r.StatusCode != 403 {
+			t.Fatalf("%s: status %d, want 403", name, r.StatusCode)
+		}
+	}
+	if n := countRows(t, env, "users"); n != 0 {
+		t.Fatalf("users = %d, want 0", n)
+	}
+	r = do(t, c, "POST", env.URL+"/auth/signup", form, map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+	wantStatus(t, r, 303)
+}

@@ -122,9 +122,18 @@ func (s *Server) cors(next http.Handler) http.Handler {
 }
 
 // checkOrigin refuses cookie-authenticated POSTs from foreign origins.
+//
+// Our pages carry Referrer-Policy: no-referrer, under which browsers send
+// `Origin: null` even for a same-origin form post (the signup form). Such a
+// request is recognised by the browser's own Sec-Fetch-Site: same-origin,
+// which pages cannot forge; a bare `null` (sandboxed frames, data: URLs)
+// stays refused.
 func (s *Server) checkOrigin(r *http.Request) error {
 	origin := r.Header.Get("Origin")
 	if origin == "" || s.allowedOrigin(origin) {
+		return nil
+	}
+	if origin == "null" && r.Header.Get("Sec-Fetch-Site") == "same-origin" {
 		return nil
 	}
 	return &apiError{Status: http.StatusForbidden, Code: "invalid_origin",
