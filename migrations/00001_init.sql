@@ -69,14 +69,22 @@ CREATE TABLE used_once (
 );
 CREATE INDEX used_once_expires_at ON used_once (expires_at);
 
--- Rotates one refresh token in one statement (one round trip), with row
--- locks on the token and then its session. Outcomes:
+-- Rotates one refresh token in one statement (one round trip). Outcomes:
 --   rotated  the token was live: its child is now the live token
 --   retried  the token was rotated less than p_grace ago and its child is
 --            still live: the same child is handed back (racing tabs, lost
 --            responses); nothing is revoked
 --   reused   the token was rotated before: the whole session is revoked
 --   revoked, expired, unknown
+-- The token row is the only lock: the conditional UPDATE lets exactly one
+-- of several concurrent rotations win, and the losers (re-reading the row
+-- the winner committed) see a retry or a reuse. The session row is not
+-- locked: a logout racing a rotation either comes first (and the rotation
+-- sees it) or revokes the new child with the rest of the session.
+-- Idleness is measured from the session's last use: the presented token's
+-- creation or rotation, or sessions.last_used_at, which is refreshed at most
+-- once a minute to keep the hot path to one row update and one insert (so a
+-- long-rotated token replayed into an active session is still a reuse).
 -- +goose StatementBegin
 CREATE FUNCTION broker_rotate_refresh(
     p_hash bytea, p_child bytea, p_now timestamptz, p_grace interval, p_idle interval)
@@ -87,27 +95,34 @@ DECLARE
     s sessions%ROWTYPE;
     child_rotated timestamptz;
 BEGIN
-    SELECT * INTO t FROM refresh_tokens rt WHERE rt.hash = p_hash FOR UPDATE;
+    SELECT * INTO t FROM refresh_tokens rt WHERE rt.hash = p_hash;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'unknown'::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz;
         RETURN;
     END IF;
-    SELECT * INTO s FROM sessions ss WHERE ss.id = t.session_id FOR UPDATE;
+    SELECT * INTO s FROM sessions ss WHERE ss.id = t.session_id;
     IF s.revoked_at IS NOT NULL THEN
         RETURN QUERY SELECT 'revoked'::text, s.id, s.user_id, s.idp, s.expires_at;
         RETURN;
     END IF;
-    IF s.expires_at <= p_now OR s.last_used_at + p_idle <= p_now THEN
+    IF s.expires_at <= p_now
+       OR GREATEST(s.last_used_at, t.created_at, t.rotated_at) + p_idle <= p_now THEN
         RETURN QUERY SELECT 'expired'::text, s.id, s.user_id, s.idp, s.expires_at;
         RETURN;
     END IF;
     IF t.rotated_at IS NULL THEN
-        UPDATE refresh_tokens SET rotated_at = p_now, child_hash = p_child WHERE hash = p_hash;
-        INSERT INTO refresh_tokens (hash, session_id, parent_hash, created_at)
-            VALUES (p_child, s.id, p_hash, p_now);
-        UPDATE sessions SET last_used_at = p_now WHERE id = s.id;
-        RETURN QUERY SELECT 'rotated'::text, s.id, s.user_id, s.idp, s.expires_at;
-        RETURN;
+        UPDATE refresh_tokens SET rotated_at = p_now, child_hash = p_child
+            WHERE hash = p_hash AND rotated_at IS NULL;
+        IF FOUND THEN
+            INSERT INTO refresh_tokens (hash, session_id, parent_hash, created_at)
+                VALUES (p_child, s.id, p_hash, p_now);
+            UPDATE sessions SET last_used_at = p_now
+                WHERE id = s.id AND last_used_at < p_now - interval '1 minute';
+            RETURN QUERY SELECT 'rotated'::text, s.id, s.user_id, s.idp, s.expires_at;
+            RETURN;
+        END IF;
+        -- Another rotation won meanwhile: judge against what it committed.
+        SELECT * INTO t FROM refresh_tokens rt WHERE rt.hash = p_hash;
     END IF;
     IF t.child_hash = p_child AND p_now < t.rotated_at + p_grace THEN
         SELECT rt.rotated_at INTO child_rotated FROM refresh_tokens rt WHERE rt.hash = p_child;
@@ -116,7 +131,7 @@ BEGIN
             RETURN;
         END IF;
     END IF;
-    UPDATE sessions SET revoked_at = p_now, revoked_reason = 'reuse' WHERE id = s.id;
+    UPDATE sessions SET revoked_at = p_now, revoked_reason = 'reuse' WHERE id = s.id AND revoked_at IS NULL;
     RETURN QUERY SELECT 'reused'::text, s.id, s.user_id, s.idp, s.expires_at;
 END;
 $$;

@@ -33,7 +33,6 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/socialbroker/broker/internal/seal"
@@ -78,7 +77,7 @@ type Key struct {
 	RetiresAt   time.Time // zero while no successor is scheduled
 	RemoveAt    time.Time // zero while not retired
 	Public      *rsa.PublicKey
-	signer      jwk.Key // private key as a jwx key, nil for keys that failed to decrypt
+	signer      *rsa.PrivateKey // with its CRT values precomputed once
 	headers     jws.Headers
 }
 
@@ -205,15 +204,14 @@ func (m *Manager) load(r storage.SigningKey) (*Key, error) {
 	if !ok || !priv.PublicKey.Equal(pub) {
 		return nil, errors.New("private key does not match its public key")
 	}
+	// Signing with the *rsa.PrivateKey itself (not a jwk.Key, which jwx
+	// turns back into a fresh rsa.PrivateKey per signature) keeps the
+	// precomputed values across signatures.
 	priv.Precompute()
-	signer, err := jwk.FromRaw(priv)
-	if err != nil {
-		return nil, err
-	}
 	h := jws.NewHeaders()
 	_ = h.Set(jws.KeyIDKey, r.KID)
 	_ = h.Set(jws.TypeKey, "at+jwt")
-	return &Key{KID: r.KID, ActivatesAt: r.ActivatesAt, Public: pub, signer: signer, headers: h}, nil
+	return &Key{KID: r.KID, ActivatesAt: r.ActivatesAt, Public: pub, signer: priv, headers: h}, nil
 }
 
 // Active returns the key that signs at the current time.

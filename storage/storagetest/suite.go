@@ -249,7 +249,13 @@ func testRotateExpiry(t *testing.T, st *storage.Store) {
 		}
 		tok = next
 	}
-	if r := rotate(t, st, tok, "late", t0.Add(24*time.Hour)); r.Outcome != storage.Expired {
+	// The first token, rotated over two hours ago, replayed into the active
+	// session: a theft, not an idle session.
+	if r := rotate(t, st, "a0", "a1", now); r.Outcome != storage.Reused {
+		t.Fatalf("old token replayed into an active session = %s, want reused", r.Outcome)
+	}
+	newSession(t, st, u.ID, "c0")
+	if r := rotate(t, st, "c0", "late", t0.Add(24*time.Hour)); r.Outcome != storage.Expired {
 		t.Fatalf("after the absolute lifetime = %s, want expired", r.Outcome)
 	}
 	// Idle: unused for longer than the idle lifetime.
