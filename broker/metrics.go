@@ -2,6 +2,9 @@ package broker
 
 import (
 	"net/http"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -17,6 +20,9 @@ type Metrics struct {
 	refreshes    *prometheus.CounterVec
 	logins       *prometheus.CounterVec
 	KeyRotations prometheus.Counter
+
+	counters  sync.Map // routeKey → prometheus.Counter
+	durations sync.Map // route → prometheus.Observer
 }
 
 // NewMetrics registers the broker's metrics and the Go runtime collectors.
@@ -46,6 +52,28 @@ func NewMetrics() *Metrics {
 	m.reg.MustRegister(m.requests, m.duration, m.tokensIssued, m.refreshes, m.logins, m.KeyRotations,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// routeKey names one (route, status) series.
+type routeKey struct {
+	route  string
+	status int
+}
+
+// observe counts one request. The series handles are looked up once per
+// (route, status) and kept, so the hot path does no label hashing.
+func (m *Metrics) observe(route string, status int, d time.Duration) {
+	k := routeKey{route, status}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(route, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.durations.Load(route)
+	if !ok {
+		o, _ = m.durations.LoadOrStore(route, m.duration.WithLabelValues(route))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 // Handler serves /metrics.

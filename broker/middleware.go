@@ -52,25 +52,29 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				sw.status = http.StatusOK
 			}
 			d := time.Since(start)
-			s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-			s.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
+			s.metrics.observe(route, sw.status, d)
 			s.log.Debug("request", "route", route, "status", sw.status, "duration_ms", d.Milliseconds())
 		}()
 		next.ServeHTTP(sw, r)
 	})
 }
 
-// secure sets headers every response carries.
+// secure sets headers every response carries. The values are built once
+// and assigned as canonical keys (no per-request canonicalisation).
 func (s *Server) secure(next http.Handler) http.Handler {
-	hsts := strings.HasPrefix(s.cfg.Issuer, "https://")
+	fixed := http.Header{
+		"X-Content-Type-Options":  {"nosniff"},
+		"Referrer-Policy":         {"no-referrer"},
+		"X-Frame-Options":         {"DENY"},
+		"Content-Security-Policy": {"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"},
+	}
+	if strings.HasPrefix(s.cfg.Issuer, "https://") {
+		fixed["Strict-Transport-Security"] = []string{"max-age=63072000; includeSubDomains"}
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-		if hsts {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		for k, v := range fixed {
+			h[k] = v
 		}
 		next.ServeHTTP(w, r)
 	})
