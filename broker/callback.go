@@ -75,16 +75,19 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	if f.LinkUser != "" {
 		return s.finishLink(w, r, f, id, grantEnc)
 	}
-	userID, err := s.store.IdentityUser(r.Context(), name, id.Subject)
+	// A returning user: grant kept and session started in one statement.
+	tok := newRefreshToken()
+	now := s.now()
+	sess, err := s.store.SignIn(r.Context(), storage.SignIn{
+		Provider: name, Subject: id.Subject, GrantEnc: grantEnc, TokenHash: hashToken(tok),
+		Now: now, ExpiresAt: now.Add(s.cfg.Tokens.RefreshTTL),
+	})
 	switch {
 	case err == nil:
-		if grantEnc != nil {
-			if err := s.store.UpdateIdentityGrant(r.Context(), name, id.Subject, grantEnc); err != nil {
-				return err
-			}
-		}
 		s.metrics.logins.WithLabelValues(name, "ok").Inc()
-		return s.signIn(w, r, userID, name, f.ReturnTo)
+		s.setRefreshCookie(w, encodeToken(tok), sess.ExpiresAt)
+		redirect(w, f.ReturnTo, http.StatusSeeOther)
+		return nil
 	case !errors.Is(err, storage.ErrNotFound):
 		return err
 	}

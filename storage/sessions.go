@@ -174,3 +174,41 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, idle, keep time.Dura
 	}
 	return tag.RowsAffected(), nil
 }
+
+// SignIn describes a returning user's login.
+type SignIn struct {
+	Provider  string
+	Subject   string
+	GrantEnc  []byte // the provider grant to keep; nil keeps the stored one
+	TokenHash []byte
+	Now       time.Time
+	ExpiresAt time.Time
+}
+
+// SignIn finds the user of (provider, subject), stores the new grant and
+// starts a session with its first refresh token, in one statement.
+// ErrNotFound when the identity is unknown (a new user).
+func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	sess := Session{ID: NewID(), IDP: in.Provider, CreatedAt: in.Now, LastUsedAt: in.Now, ExpiresAt: in.ExpiresAt}
+	err := s.pool.QueryRow(ctx, `
+		WITH i AS (
+			UPDATE identities SET grant_enc = COALESCE($3, grant_enc)
+			WHERE provider = $1 AND subject = $2
+			RETURNING user_id
+		), s AS (
+			INSERT INTO sessions (id, user_id, idp, created_at, last_used_at, expires_at)
+			SELECT $4, i.user_id, $1, $5, $5, $6 FROM i
+			RETURNING id, user_id
+		), t AS (
+			INSERT INTO refresh_tokens (hash, session_id, created_at)
+			SELECT $7, s.id, $5 FROM s
+		)
+		SELECT user_id FROM s`,
+		in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash).Scan(&sess.UserID)
+	if err != nil {
+		return Session{}, classify(err)
+	}
+	return sess, nil
+}

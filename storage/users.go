@@ -35,16 +35,6 @@ func (s *Store) IdentityUser(ctx context.Context, provider, subject string) (str
 	return id, classify(err)
 }
 
-// UpdateIdentityGrant replaces the stored (encrypted) provider grant.
-func (s *Store) UpdateIdentityGrant(ctx context.Context, provider, subject string, grantEnc []byte) error {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	_, err := s.pool.Exec(ctx,
-		`UPDATE identities SET grant_enc = $3 WHERE provider = $1 AND subject = $2`,
-		provider, subject, grantEnc)
-	return classify(err)
-}
-
 // NewUser describes a user to create with its first identity.
 type NewUser struct {
 	Now      time.Time

@@ -24,6 +24,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *storage.Store) {
 		{"UsersAndIdentities", testUsersAndIdentities},
 		{"IdentityConflictCreatesNothing", testIdentityConflict},
 		{"LinkIdentity", testLinkIdentity},
+		{"SignIn", testSignIn},
 		{"RotateLifecycle", testRotateLifecycle},
 		{"RotateConcurrent", testRotateConcurrent},
 		{"RotateExpiry", testRotateExpiry},
@@ -386,5 +387,44 @@ func testCleanup(t *testing.T, st *storage.Store) {
 	}
 	if _, err := st.SessionByToken(ctx, h("dead")); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("revoked session's token: err = %v, want ErrNotFound", err)
+	}
+}
+
+func testSignIn(t *testing.T, st *storage.Store) {
+	ctx := context.Background()
+	in := storage.SignIn{Provider: "naver", Subject: "n1", GrantEnc: []byte("g1"), TokenHash: h("s0"), Now: t0, ExpiresAt: t0.Add(time.Hour)}
+	if _, err := st.SignIn(ctx, in); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown identity: err = %v, want ErrNotFound", err)
+	}
+	if n := count(t, st, `SELECT count(*) FROM sessions`); n != 0 {
+		t.Fatalf("sessions after a refused sign-in = %d, want 0", n)
+	}
+	u, err := st.CreateUser(ctx, storage.NewUser{Now: t0, Identity: storage.Identity{Provider: "naver", Subject: "n1", GrantEnc: []byte("g0")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := st.SignIn(ctx, in)
+	if err != nil || sess.UserID != u.ID || sess.IDP != "naver" {
+		t.Fatalf("SignIn = %+v, %v; want a session of %s", sess, err, u.ID)
+	}
+	if r := rotate(t, st, "s0", "s1", t0.Add(time.Minute)); r.Outcome != storage.Rotated || r.SessionID != sess.ID {
+		t.Fatalf("the sign-in's token: %+v", r)
+	}
+	grant := func() string {
+		_, ids, err := st.User(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(ids[0].GrantEnc)
+	}
+	if g := grant(); g != "g1" {
+		t.Fatalf("grant = %q, want the new g1", g)
+	}
+	in.GrantEnc, in.TokenHash = nil, h("s9")
+	if _, err := st.SignIn(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if g := grant(); g != "g1" {
+		t.Fatalf("grant after a sign-in without one = %q, want g1 kept", g)
 	}
 }
