@@ -78,7 +78,6 @@ type Key struct {
 	RemoveAt    time.Time // zero while not retired
 	Public      *rsa.PublicKey
 	signer      *rsa.PrivateKey // with its CRT values precomputed once
-	headers     jws.Headers
 }
 
 // State is a key's lifecycle state at t.
@@ -208,10 +207,7 @@ func (m *Manager) load(r storage.SigningKey) (*Key, error) {
 	// turns back into a fresh rsa.PrivateKey per signature) keeps the
 	// precomputed values across signatures.
 	priv.Precompute()
-	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, r.KID)
-	_ = h.Set(jws.TypeKey, "at+jwt")
-	return &Key{KID: r.KID, ActivatesAt: r.ActivatesAt, Public: pub, signer: priv, headers: h}, nil
+	return &Key{KID: r.KID, ActivatesAt: r.ActivatesAt, Public: pub, signer: priv}, nil
 }
 
 // Active returns the key that signs at the current time.
@@ -233,7 +229,12 @@ func (m *Manager) Sign(payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return jws.Sign(payload, jws.WithKey(jwa.RS256, k.signer, jws.WithProtectedHeaders(k.headers)))
+	// Headers per call: jws.Sign writes into them (alg), so they cannot be
+	// shared between concurrent signatures.
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, k.KID)
+	_ = h.Set(jws.TypeKey, "at+jwt")
+	return jws.Sign(payload, jws.WithKey(jwa.RS256, k.signer, jws.WithProtectedHeaders(h)))
 }
 
 // PublicKey returns a published key by kid.
