@@ -42,7 +42,7 @@ type Renderer struct {
 func New() (*Renderer, error) {
 	r := &Renderer{pages: make(map[string]*template.Template)}
 	for _, name := range []string{pageLogin, pageSignup, pageError} {
-		t, err := template.New(name).Option("missingkey=error").ParseFS(templates.FS, name)
+		t, err := template.New(name).Option("missingkey=error").ParseFS(templates.FS, name, "layout.html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse %s: %w", name, err)
 		}
