@@ -184,12 +184,23 @@ func TestKakaoUnlinkWebhook(t *testing.T) {
 
 func exchange(t *testing.T, env *brokertest.Env, provider, idToken string) response {
 	t.Helper()
-	return do(t, &http.Client{}, "POST", env.URL+"/auth/token", url.Values{
+	return exchangeWith(t, env, provider, idToken, "")
+}
+
+// exchangeWith is the RFC 8693 exchange of an id_token; nonce, when set, is
+// the one the app expects.
+func exchangeWith(t *testing.T, env *brokertest.Env, provider, idToken, nonce string) response {
+	t.Helper()
+	form := url.Values{
 		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
 		"subject_token":      {idToken},
 		"subject_token_type": {"urn:ietf:params:oauth:token-type:id_token"},
 		"provider":           {provider},
-	}, nil)
+	}
+	if nonce != "" {
+		form.Set("nonce", nonce)
+	}
+	return do(t, &http.Client{}, "POST", env.URL+"/auth/token", form, nil)
 }
 
 func TestTokenExchange(t *testing.T) {
@@ -226,6 +237,23 @@ func TestTokenExchange(t *testing.T) {
 			t.Fatalf("%s: %d %s, want 400 invalid_grant", name, r.StatusCode, r.body)
 		}
 	}
+	// Every id_token attack of the callback, applied to the exchange; the
+	// app sends a nonce, so nonce faults count too.
+	for _, fault := range []emulator.IDTokenFault{
+		emulator.BadSignature, emulator.WrongAudience, emulator.WrongIssuer, emulator.WrongNonce,
+		emulator.MissingNonce, emulator.Expired, emulator.FutureIssuedAt, emulator.AlgNone,
+		emulator.HS256WithPublicKey, emulator.AttackerKey, emulator.UnknownKid, emulator.MissingSub,
+	} {
+		kakao.SetFaults(emulator.Faults{IDToken: fault})
+		tok := kakao.MintIDToken(map[string]any{"nonce": "app-nonce"})
+		kakao.SetFaults(emulator.Faults{})
+		r := exchangeWith(t, env, "kakao", tok, "app-nonce")
+		if r.StatusCode != 400 || r.json(t).Error != "invalid_grant" {
+			t.Fatalf("%s: %d %s, want 400 invalid_grant", fault, r.StatusCode, r.body)
+		}
+	}
+	// The honest token with the app's nonce works.
+	wantStatus(t, exchangeWith(t, env, "kakao", kakao.MintIDToken(map[string]any{"nonce": "app-nonce", "sub": "8080"}), "app-nonce"), 200)
 	for _, p := range []string{"naver", "nope"} {
 		r := exchange(t, env, p, kakao.MintIDToken(nil))
 		if r.StatusCode != 400 || r.json(t).Error != "invalid_request" {
