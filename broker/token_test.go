@@ -254,3 +254,40 @@ func TestOriginCheckAndCORS(t *testing.T) {
 	pre = do(t, c, "OPTIONS", env.URL+"/auth/token", nil, map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})
 	wantStatus(t, pre, 204)
 }
+
+// Logout racing a storm of refreshes of the same session: whatever order
+// they land in, no token of the session works afterwards.
+func TestLogoutRacingRefresh(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{})
+	tok, sess := env.NewSession(t, env.NewUser(t, "kakao", "1"))
+	var wg sync.WaitGroup
+	children := make(chan string, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := do(t, &http.Client{}, "POST", env.URL+"/auth/token", nil, withCookie(tok))
+			if r.StatusCode == 200 {
+				children <- r.cookie("refresh_token").Value
+			} else if r.StatusCode != 401 {
+				t.Errorf("refresh during logout: %d %s", r.StatusCode, r.body)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		wantStatus(t, do(t, &http.Client{}, "POST", env.URL+"/auth/logout", nil, withCookie(tok)), 204)
+	}()
+	wg.Wait()
+	close(children)
+	for c := range children {
+		wantStatus(t, do(t, &http.Client{}, "POST", env.URL+"/auth/token", nil, withCookie(c)), 401)
+	}
+	wantStatus(t, do(t, &http.Client{}, "POST", env.URL+"/auth/token", nil, withCookie(tok)), 401)
+	got, err := env.Store.Session(context.Background(), sess.ID)
+	if err != nil || got.RevokedAt == nil {
+		t.Fatalf("session after logout: %+v %v, want revoked", got, err)
+	}
+}
