@@ -62,6 +62,8 @@ func TestLinkUnlinkAndDelete(t *testing.T) {
 	if got := identities(t, env, b); len(got) != 1 || got[0] != "google" {
 		t.Fatalf("b's identities after refused link = %v", got)
 	}
+	// Linking an identity the user already has is no conflict.
+	wantStatus(t, link(t, env, a, "naver"), 303)
 	// Linking needs a signed-in browser.
 	wantStatus(t, do(t, env.Client(), "GET", env.URL+"/auth/link/google", nil, nil), 401)
 

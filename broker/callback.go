@@ -151,6 +151,12 @@ func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, f flowState,
 	err := s.store.LinkIdentity(r.Context(), f.LinkUser, storage.Identity{
 		Provider: id.Provider, Subject: id.Subject, Profile: profileOf(id), GrantEnc: grantEnc,
 	}, s.now())
+	if errors.Is(err, storage.ErrConflict) {
+		// Linking an identity the user already has is a no-op, not a conflict.
+		if owner, lerr := s.store.IdentityUser(r.Context(), id.Provider, id.Subject); lerr == nil && owner == f.LinkUser {
+			err = nil
+		}
+	}
 	switch {
 	case errors.Is(err, storage.ErrConflict):
 		return &pageError{Status: http.StatusConflict, Code: "identity_conflict", Cause: err}
