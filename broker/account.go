@@ -78,7 +78,7 @@ func (s *Server) kakaoUnlink(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.Info("kakao unlink webhook", "provider", name, "known", found, "user_deleted", deleted,
-		"referrer_type", truncate(r.FormValue("referrer_type"), 32))
+		"referrer_type", logSafe(r.FormValue("referrer_type"), 32))
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	return nil
 }

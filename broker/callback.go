@@ -46,7 +46,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 			code = providers.CodeAccessDenied
 		}
 		s.metrics.logins.WithLabelValues(name, code).Inc()
-		return providerPageError(&providers.Error{Code: code, Cause: errors.New("authorize error " + truncate(e, 40))})
+		return providerPageError(&providers.Error{Code: code, Cause: errors.New("authorize error " + logSafe(e, 40))})
 	}
 	code := q.Get("code")
 	if code == "" || len(code) > 2048 {
@@ -200,9 +200,15 @@ func grantAD(provider, subject string) []byte {
 	return []byte("grant\x00" + provider + "\x00" + subject)
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// logSafe keeps at most n characters of an outside value that are plain
+// code characters (letters, digits, '_', '-', '.'), for a log line.
+func logSafe(s string, n int) string {
+	b := make([]byte, 0, min(len(s), n))
+	for i := 0; i < len(s) && len(b) < n; i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' {
+			b = append(b, c)
+		}
 	}
-	return s
+	return string(b)
 }

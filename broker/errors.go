@@ -78,7 +78,7 @@ func (s *Server) writeAPIError(w http.ResponseWriter, r *http.Request, err error
 	if ae.Status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
-	if ae.Status == http.StatusUnauthorized && r.Header.Get("Authorization") != "" {
+	if ae.Code == "invalid_token" { // the Bearer-protected endpoints (RFC 6750)
 		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
 	writeJSON(w, ae.Status, map[string]string{"error": ae.Code, "error_description": ae.Description})

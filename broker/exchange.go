@@ -39,7 +39,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		code := providers.ErrorCode(err)
 		if code == providers.CodeProviderError || code == providers.CodeProviderTimeout {
-			return &apiError{Status: http.StatusBadGateway, Code: "temporarily_unavailable", Description: "The provider could not be reached.", Cause: err}
+			return &apiError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "The provider could not be reached. Try again shortly.", Cause: err}
 		}
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: err}
 	}
