@@ -123,6 +123,18 @@ func TestServeKeysSessions(t *testing.T) {
 		t.Fatal("serve never became ready")
 	}
 
+	// The server's header limit: an oversized header is refused, not read.
+	big, _ := http.NewRequest("GET", base+"/healthz", nil)
+	big.Header.Set("X-Big", strings.Repeat("a", 64<<10))
+	if r, err := http.DefaultClient.Do(big); err != nil {
+		t.Fatal(err)
+	} else {
+		r.Body.Close()
+		if r.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("64 KiB header: status %d, want 431", r.StatusCode)
+		}
+	}
+
 	out, _, err := runCmd(t, context.Background(), env, "keys", "rotate", "--config", path)
 	if err != nil || !strings.Contains(out, "next") {
 		t.Fatalf("keys rotate = %q, %v", out, err)
