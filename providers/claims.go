@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -142,7 +143,9 @@ func decodeJSONDoc(body []byte) (map[string]any, error) {
 	if doc == nil {
 		return nil, errors.New("not a JSON object")
 	}
-	if dec.More() {
+	// Anything after the object is refused (dec.More would miss data that
+	// starts with ']' or '}').
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data after JSON object")
 	}
 	return doc, nil
