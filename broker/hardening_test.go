@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/socialbroker/broker/broker/brokertest"
 )
@@ -138,4 +139,47 @@ func TestNullOriginFromOwnPage(t *testing.T) {
 	}
 	r = do(t, c, "POST", env.URL+"/auth/signup", form, map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"})
 	wantStatus(t, r, 303)
+}
+
+// A state cookie past its sealed expiry, or sent twice, is refused before
+// the provider is called; the honest callback still works.
+func TestStateCookieExpiryAndDuplicates(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}, Signup: "auto"})
+	em := env.Emulators["kakao"]
+	noJar := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	c := env.Client()
+	cb := approve(t, env, "kakao", startLogin(t, env, c, "kakao", ""))
+	var state string
+	for _, ck := range c.Jar.Cookies(mustURL(t, cb)) {
+		if ck.Name == "broker_login" {
+			state = ck.Value
+		}
+	}
+	calls := em.CallCount("/oauth/token")
+	r := do(t, noJar, "GET", cb, nil, map[string]string{"Cookie": "broker_login=" + state + "; broker_login=" + state})
+	wantStatus(t, r, 400)
+	env.Clock.Advance(11 * time.Minute)
+	r = do(t, noJar, "GET", cb, nil, map[string]string{"Cookie": "broker_login=" + state})
+	wantStatus(t, r, 400)
+	if !strings.Contains(string(r.body), "invalid_state") {
+		t.Fatalf("expired state: %s", r.body)
+	}
+	if got := em.CallCount("/oauth/token"); got != calls {
+		t.Fatalf("refused callbacks reached the provider (%d token calls, want %d)", got, calls)
+	}
+	// A fresh login at the new time works.
+	loginAs(t, env, env.Client(), "kakao", "")
+}
+
+// Bodies over the limit are refused without being read whole.
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}})
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {strings.Repeat("a", 100<<10)}}
+	r := do(t, &http.Client{}, "POST", env.URL+"/auth/token", form, nil)
+	wantStatus(t, r, 413)
+	tok, _ := env.NewSession(t, env.NewUser(t, "kakao", "1"))
+	wantStatus(t, do(t, &http.Client{}, "POST", env.URL+"/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok}}, nil), 200)
 }
