@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/socialbroker/broker/broker/brokertest"
+	"github.com/socialbroker/broker/internal/pglocal"
 	"github.com/socialbroker/broker/internal/pgtest"
 	"github.com/socialbroker/broker/storage"
 )
@@ -18,19 +19,8 @@ import (
 // JWKS and discovery keep answering; everything works once it is back.
 func TestDatabaseOutage(t *testing.T) {
 	t.Parallel()
-	cl := pgtest.NewCluster(t)
+	cl := migratedCluster(t)
 	ctx := context.Background()
-	if err := cl.CreateDatabase(ctx, "broker"); err != nil {
-		t.Fatal(err)
-	}
-	st, err := storage.Open(ctx, cl.URL("broker"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
 	env := brokertest.New(t, brokertest.Options{DatabaseURL: cl.URL("broker")})
 	tok, _ := env.NewSession(t, env.NewUser(t, "kakao", "1"))
 	c := &http.Client{}
@@ -71,19 +61,8 @@ func TestDatabaseOutage(t *testing.T) {
 // back.
 func TestDatabaseLostMidCallback(t *testing.T) {
 	t.Parallel()
-	cl := pgtest.NewCluster(t)
+	cl := migratedCluster(t)
 	ctx := context.Background()
-	if err := cl.CreateDatabase(ctx, "broker"); err != nil {
-		t.Fatal(err)
-	}
-	st, err := storage.Open(ctx, cl.URL("broker"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
 	env := brokertest.New(t, brokertest.Options{DatabaseURL: cl.URL("broker"), Providers: []string{"google"}, Signup: "auto"})
 	c := env.Client()
 	cb := approve(t, env, "google", startLogin(t, env, c, "google", ""))
@@ -136,4 +115,24 @@ func TestPoolExhaustionFailsFast(t *testing.T) {
 		c.Release()
 	}
 	wantStatus(t, do(t, &http.Client{}, "POST", env.URL+"/auth/token", nil, withCookie(tok)), 200)
+}
+
+// migratedCluster starts a cluster of the test's own (so that it can be
+// stopped) with a migrated database "broker".
+func migratedCluster(t *testing.T) *pglocal.Cluster {
+	t.Helper()
+	cl := pgtest.NewCluster(t)
+	ctx := context.Background()
+	if err := cl.CreateDatabase(ctx, "broker"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := storage.Open(ctx, cl.URL("broker"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
