@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -468,7 +469,11 @@ func FuzzTokenError(f *testing.F) {
 		// Take out what the cause may repeat; no 8-byte window of
 		// error_description or of the code we sent may be in what is left.
 		frags := []string{cause}
-		for _, allowed := range []string{"token endpoint: ", "HTTP " + m[1] + " ", m[2], m[3]} {
+		allowedParts := []string{"token endpoint: ", "HTTP " + m[1] + " ", m[2], m[3]}
+		// Longest first, so that a short code ("t") does not cut a longer
+		// one ("0tode-7Hq2") into pieces that look like leaks.
+		sort.Slice(allowedParts, func(i, j int) bool { return len(allowedParts[i]) > len(allowedParts[j]) })
+		for _, allowed := range allowedParts {
 			if allowed == "" {
 				continue
 			}
