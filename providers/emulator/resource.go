@@ -81,9 +81,9 @@ func (e *Emulator) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	case e.kind == Naver:
 		body = naverMe(g)
 	case e.kind == Google:
-		body = googleUserinfo(g)
+		body = standardUserinfo(g, false)
 	case e.kind == OIDC:
-		body = oidcUserinfo(g)
+		body = standardUserinfo(g, true)
 	default:
 		body = giteaUser(g)
 	}
@@ -191,24 +191,14 @@ func naverMe(g *grant) map[string]any {
 	return map[string]any{"resultcode": "00", "message": "success", "response": resp}
 }
 
-func googleUserinfo(g *grant) map[string]any {
+// standardUserinfo is an OpenID Connect userinfo answer (Google's and the
+// generic OIDC emulator's); preferredUsername adds the nickname as
+// preferred_username, which Google does not send.
+func standardUserinfo(g *grant, preferredUsername bool) map[string]any {
 	u := g.user
 	m := map[string]any{"sub": u.Subject}
 	if g.has("profile") {
-		addProfile(m, u, false)
-	}
-	if g.has("email") && u.Email != "" {
-		m["email"] = u.Email
-		m["email_verified"] = u.EmailVerified
-	}
-	return m
-}
-
-func oidcUserinfo(g *grant) map[string]any {
-	u := g.user
-	m := map[string]any{"sub": u.Subject}
-	if g.has("profile") {
-		addProfile(m, u, true)
+		addProfile(m, u, preferredUsername)
 	}
 	if g.has("email") && u.Email != "" {
 		m["email"] = u.Email
