@@ -123,14 +123,14 @@ func (s *Store) ClaimRevocations(ctx context.Context, now time.Time, lease time.
 		RETURNING r.id, r.provider, r.subject, r.grant_enc, r.attempts`,
 		now, now.Add(lease), limit)
 	if err != nil {
-		return nil, classify(err)
+		return nil, s.check(err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Revocation, error) {
 		var v Revocation
 		err := r.Scan(&v.ID, &v.Provider, &v.Subject, &v.GrantEnc, &v.Attempts)
 		return v, err
 	})
-	return out, classify(err)
+	return out, s.check(err)
 }
 
 // FinishRevocation removes a done (or abandoned) revocation.
@@ -138,7 +138,7 @@ func (s *Store) FinishRevocation(ctx context.Context, id int64) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	_, err := s.pool.Exec(ctx, `DELETE FROM revocations WHERE id = $1`, id)
-	return classify(err)
+	return s.check(err)
 }
 
 // RetryRevocation schedules another attempt and records a short reason
@@ -147,5 +147,5 @@ func (s *Store) RetryRevocation(ctx context.Context, id int64, next time.Time, r
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	_, err := s.pool.Exec(ctx, `UPDATE revocations SET next_attempt_at = $2, last_error = $3 WHERE id = $1`, id, next, reason)
-	return classify(err)
+	return s.check(err)
 }

@@ -19,9 +19,12 @@ type SigningKey struct {
 
 // SigningKeys lists every stored key, oldest activation first.
 func (s *Store) SigningKeys(ctx context.Context) ([]SigningKey, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	return querySigningKeys(ctx, s.pool)
+	var keys []SigningKey
+	err := s.retry(ctx, func(ctx context.Context) (err error) {
+		keys, err = querySigningKeys(ctx, s.pool)
+		return err
+	})
+	return keys, err
 }
 
 type querier interface {
@@ -33,14 +36,14 @@ func querySigningKeys(ctx context.Context, q querier) ([]SigningKey, error) {
 		SELECT kid, alg, public_der, private_enc, created_at, activates_at
 		FROM signing_keys ORDER BY activates_at, kid`)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SigningKey, error) {
 		var k SigningKey
 		err := r.Scan(&k.KID, &k.Alg, &k.PublicDER, &k.PrivateEnc, &k.CreatedAt, &k.ActivatesAt)
 		return k, err
 	})
-	return keys, classify(err)
+	return keys, err
 }
 
 // KeyTx is the view of the key table inside WithKeyLock.
@@ -53,7 +56,8 @@ type KeyTx interface {
 type keyTx struct{ tx pgx.Tx }
 
 func (k keyTx) SigningKeys(ctx context.Context) ([]SigningKey, error) {
-	return querySigningKeys(ctx, k.tx)
+	keys, err := querySigningKeys(ctx, k.tx)
+	return keys, classify(err)
 }
 
 func (k keyTx) InsertSigningKey(ctx context.Context, key SigningKey) error {
@@ -78,7 +82,7 @@ const keyLockID = 0x6b65797374617465 // "keystate"
 func (s *Store) WithKeyLock(ctx context.Context, fn func(KeyTx) error) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return classify(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return s.check(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(keyLockID)); err != nil {
 			return err
 		}

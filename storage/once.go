@@ -20,7 +20,7 @@ func (s *Store) UseOnce(ctx context.Context, o Once) error {
 	defer cancel()
 	_, err := s.pool.Exec(ctx, `INSERT INTO used_once (kind, hash, expires_at) VALUES ($1, $2, $3)`,
 		o.Kind, o.Hash, o.Expires)
-	return classify(err)
+	return s.check(err)
 }
 
 func useOnce(ctx context.Context, tx pgx.Tx, o *Once) error {
@@ -38,7 +38,7 @@ func (s *Store) CleanupOnce(ctx context.Context, now time.Time) (int64, error) {
 	defer cancel()
 	tag, err := s.pool.Exec(ctx, `DELETE FROM used_once WHERE expires_at < $1`, now)
 	if err != nil {
-		return 0, classify(err)
+		return 0, s.check(err)
 	}
 	return tag.RowsAffected(), nil
 }

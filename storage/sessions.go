@@ -45,7 +45,7 @@ func (s *Store) CreateSession(ctx context.Context, n NewSession) (Session, error
 		RETURNING session_id`,
 		sess.ID, n.UserID, n.IDP, n.Now, n.ExpiresAt, n.TokenHash).Scan(&id)
 	if err != nil {
-		return Session{}, classify(err)
+		return Session{}, s.check(err)
 	}
 	return sess, nil
 }
@@ -89,18 +89,26 @@ type RotateParams struct {
 // one rotates, the others see a retry within the grace (same child) or a
 // reuse after it; there are never two live children.
 func (s *Store) Rotate(ctx context.Context, p RotateParams) (Rotation, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
 	var (
 		r             Rotation
 		outcome       string
 		sid, uid, idp *string
 		expires       *time.Time
 	)
-	err := s.pool.QueryRow(ctx, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5)`,
-		p.Hash, p.Child, p.Now, p.Grace, p.Idle).Scan(&outcome, &sid, &uid, &idp, &expires)
+	rotate := func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5)`,
+			p.Hash, p.Child, p.Now, p.Grace, p.Idle).Scan(&outcome, &sid, &uid, &idp, &expires)
+	}
+	var err error
+	if p.Grace > 0 { // a repeat of a rotation that did commit is a retry within the grace
+		err = s.retry(ctx, rotate)
+	} else {
+		ctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		err = s.check(rotate(ctx))
+	}
 	if err != nil {
-		return Rotation{}, classify(err)
+		return Rotation{}, err
 	}
 	r.Outcome = Outcome(outcome)
 	if sid != nil {
@@ -112,26 +120,28 @@ func (s *Store) Rotate(ctx context.Context, p RotateParams) (Rotation, error) {
 // SessionByToken returns the session a refresh token (any generation)
 // belongs to.
 func (s *Store) SessionByToken(ctx context.Context, hash []byte) (Session, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	return scanSession(s.pool.QueryRow(ctx, `
-		SELECT s.id, s.user_id, s.idp, s.created_at, s.last_used_at, s.expires_at, s.revoked_at
-		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1`, hash))
+	var x Session
+	err := s.retry(ctx, func(ctx context.Context) error {
+		return scanSession(s.pool.QueryRow(ctx, `
+			SELECT s.id, s.user_id, s.idp, s.created_at, s.last_used_at, s.expires_at, s.revoked_at
+			FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1`, hash), &x)
+	})
+	return x, err
 }
 
 // Session returns one session by id.
 func (s *Store) Session(ctx context.Context, id string) (Session, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	return scanSession(s.pool.QueryRow(ctx, `
-		SELECT id, user_id, idp, created_at, last_used_at, expires_at, revoked_at
-		FROM sessions WHERE id = $1`, id))
+	var x Session
+	err := s.retry(ctx, func(ctx context.Context) error {
+		return scanSession(s.pool.QueryRow(ctx, `
+			SELECT id, user_id, idp, created_at, last_used_at, expires_at, revoked_at
+			FROM sessions WHERE id = $1`, id), &x)
+	})
+	return x, err
 }
 
-func scanSession(row pgx.Row) (Session, error) {
-	var x Session
-	err := row.Scan(&x.ID, &x.UserID, &x.IDP, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.RevokedAt)
-	return x, classify(err)
+func scanSession(row pgx.Row, x *Session) error {
+	return row.Scan(&x.ID, &x.UserID, &x.IDP, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.RevokedAt)
 }
 
 // RevokeSession revokes one session (idempotent).
@@ -141,7 +151,7 @@ func (s *Store) RevokeSession(ctx context.Context, id string, now time.Time, rea
 	_, err := s.pool.Exec(ctx,
 		`UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL`,
 		id, now, reason)
-	return classify(err)
+	return s.check(err)
 }
 
 // RevokeUserSessions revokes every live session of a user and returns how
@@ -153,7 +163,7 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID string, now time.
 		`UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL`,
 		userID, now, reason)
 	if err != nil {
-		return 0, classify(err)
+		return 0, s.check(err)
 	}
 	return tag.RowsAffected(), nil
 }
@@ -170,7 +180,7 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, idle, keep time.Dura
 		WHERE expires_at < $1 OR last_used_at + $2::interval < $1 OR revoked_at < $1`,
 		cutoff, idle)
 	if err != nil {
-		return 0, classify(err)
+		return 0, s.check(err)
 	}
 	return tag.RowsAffected(), nil
 }
@@ -208,7 +218,7 @@ func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
 		SELECT user_id FROM s`,
 		in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash).Scan(&sess.UserID)
 	if err != nil {
-		return Session{}, classify(err)
+		return Session{}, s.check(err)
 	}
 	return sess, nil
 }

@@ -7,7 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,7 +42,12 @@ type Options struct {
 type Store struct {
 	pool           *pgxpool.Pool
 	acquireTimeout time.Duration
+	suspectUntil   atomic.Int64 // unix nanoseconds; until then pooled connections are pinged before use
 }
+
+// suspectFor is how long after a lost connection every pooled connection is
+// pinged before use (pgx's default pings only those idle for over 1 s).
+const suspectFor = 5 * time.Second
 
 // Open connects a pool to url. It does not wait for the database to be
 // reachable: use Ping.
@@ -62,11 +71,16 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
 	cfg.HealthCheckPeriod = 5 * time.Second
+	s := &Store{acquireTimeout: o.AcquireTimeout}
+	cfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
+		return p.IdleDuration > time.Second || time.Now().UnixNano() < s.suspectUntil.Load()
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	return &Store{pool: pool, acquireTimeout: o.AcquireTimeout}, nil
+	s.pool = pool
+	return s, nil
 }
 
 // Close closes the pool.
@@ -79,7 +93,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.acquireTimeout)
 	defer cancel()
-	return classify(s.pool.Ping(ctx))
+	return s.check(s.pool.Ping(ctx))
 }
 
 // classify maps driver errors onto the package's sentinels.
@@ -115,6 +129,54 @@ func classify(err error) error {
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
+// connLost reports whether err says the server closed or lost the
+// connection (a terminated backend, a restart, a failover, a reset): the
+// statement did not complete, and the pool's other connections most likely
+// died with it.
+func connLost(err error) bool {
+	var (
+		pgErr      *pgconn.PgError
+		connectErr *pgconn.ConnectError
+		opErr      *net.OpError
+	)
+	switch {
+	case err == nil, errors.As(err, &connectErr): // a refused connect is an outage, not a lost connection
+		return false
+	case errors.As(err, &pgErr):
+		return pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code[:2] == "08"
+	case errors.As(err, &opErr):
+		return !opErr.Timeout()
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// check classifies err. After a lost connection the pool's other
+// connections are suspect (they most likely died in the same restart or
+// failover): for a few seconds each is pinged when acquired, and a dead one
+// is replaced instead of failing a request.
+func (s *Store) check(err error) error {
+	if connLost(err) {
+		s.suspectUntil.Store(time.Now().Add(suspectFor).UnixNano())
+	}
+	return classify(err)
+}
+
+// retry runs fn, and once more on a fresh connection when the first attempt
+// lost its connection. Only for statements that are safe to repeat: reads,
+// and the refresh rotation (repeated within the reuse grace it hands back
+// the same child).
+func (s *Store) retry(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	err := fn(ctx)
+	if connLost(err) && ctx.Err() == nil {
+		_ = s.check(err)
+		err = fn(ctx)
+	}
+	return s.check(err)
+}
+
 // withTimeout bounds one store call, so that an exhausted pool or a hung
 // server fails fast instead of queueing forever.
 func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -125,5 +187,5 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	return classify(pgx.BeginFunc(ctx, s.pool, fn))
+	return s.check(pgx.BeginFunc(ctx, s.pool, fn))
 }

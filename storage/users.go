@@ -26,13 +26,13 @@ type Identity struct {
 
 // IdentityUser returns the user id owning (provider, subject), or ErrNotFound.
 func (s *Store) IdentityUser(ctx context.Context, provider, subject string) (string, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
 	var id string
-	err := s.pool.QueryRow(ctx,
-		`SELECT user_id FROM identities WHERE provider = $1 AND subject = $2`,
-		provider, subject).Scan(&id)
-	return id, classify(err)
+	err := s.retry(ctx, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx,
+			`SELECT user_id FROM identities WHERE provider = $1 AND subject = $2`,
+			provider, subject).Scan(&id)
+	})
+	return id, err
 }
 
 // NewUser describes a user to create with its first identity.
@@ -97,27 +97,31 @@ func insertIdentity(ctx context.Context, tx pgx.Tx, userID string, ident Identit
 
 // User returns a user and its identities (oldest first).
 func (s *Store) User(ctx context.Context, id string) (User, []Identity, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	var u User
-	err := s.pool.QueryRow(ctx,
-		`SELECT id, profile, created_at FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Profile, &u.CreatedAt)
-	if err != nil {
-		return User{}, nil, classify(err)
-	}
-	rows, err := s.pool.Query(ctx,
-		`SELECT provider, subject, user_id, profile, grant_enc, linked_at
-		 FROM identities WHERE user_id = $1 ORDER BY linked_at, provider`, id)
-	if err != nil {
-		return User{}, nil, classify(err)
-	}
-	idents, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Identity, error) {
-		var i Identity
-		err := r.Scan(&i.Provider, &i.Subject, &i.UserID, &i.Profile, &i.GrantEnc, &i.LinkedAt)
-		return i, err
+	var (
+		u      User
+		idents []Identity
+	)
+	err := s.retry(ctx, func(ctx context.Context) error {
+		err := s.pool.QueryRow(ctx,
+			`SELECT id, profile, created_at FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Profile, &u.CreatedAt)
+		if err != nil {
+			return err
+		}
+		rows, err := s.pool.Query(ctx,
+			`SELECT provider, subject, user_id, profile, grant_enc, linked_at
+			 FROM identities WHERE user_id = $1 ORDER BY linked_at, provider`, id)
+		if err != nil {
+			return err
+		}
+		idents, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Identity, error) {
+			var i Identity
+			err := r.Scan(&i.Provider, &i.Subject, &i.UserID, &i.Profile, &i.GrantEnc, &i.LinkedAt)
+			return i, err
+		})
+		return err
 	})
 	if err != nil {
-		return User{}, nil, classify(err)
+		return User{}, nil, err
 	}
 	return u, idents, nil
 }
