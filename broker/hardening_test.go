@@ -183,3 +183,87 @@ func TestBodyLimit(t *testing.T) {
 	tok, _ := env.NewSession(t, env.NewUser(t, "kakao", "1"))
 	wantStatus(t, do(t, &http.Client{}, "POST", env.URL+"/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok}}, nil), 200)
 }
+
+// Served over HTTPS (an https issuer): every response carries HSTS, and
+// every cookie of a whole login is Secure. The honest path works end to end.
+func TestHTTPSIssuer(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}, Signup: "auto", TLS: true})
+	if !strings.HasPrefix(env.URL, "https://") {
+		t.Fatalf("issuer %s is not https", env.URL)
+	}
+	c := env.Client()
+	hsts := func(r response) {
+		t.Helper()
+		if h := r.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(h, "max-age=") || strings.HasPrefix(h, "max-age=0") {
+			t.Errorf("%s %s: Strict-Transport-Security %q", r.Request.Method, r.Request.URL.Path, h)
+		}
+		for _, ck := range r.Cookies() {
+			if !ck.Secure || !ck.HttpOnly {
+				t.Errorf("%s %s: cookie %s Secure=%v HttpOnly=%v", r.Request.Method, r.Request.URL.Path, ck.Name, ck.Secure, ck.HttpOnly)
+			}
+		}
+	}
+	for _, path := range []string{"/", "/.well-known/jwks.json", "/.well-known/openid-configuration", "/healthz", "/auth/login/nope"} {
+		hsts(do(t, c, "GET", env.URL+path, nil, nil))
+	}
+	r := do(t, c, "GET", env.URL+"/auth/login/kakao", nil, nil)
+	wantStatus(t, r, 302)
+	hsts(r)
+	if len(r.Cookies()) == 0 {
+		t.Fatal("login set no state cookie")
+	}
+	if q := mustURL(t, r.Header.Get("Location")).Query(); q.Get("redirect_uri") != env.URL+"/auth/callback/kakao" {
+		t.Fatalf("redirect_uri %q, want the https callback", q.Get("redirect_uri"))
+	}
+	r = do(t, c, "GET", approve(t, env, "kakao", r.Header.Get("Location")), nil, nil)
+	wantStatus(t, r, 303)
+	hsts(r)
+	if r.cookie("refresh_token") == nil {
+		t.Fatal("no refresh cookie after the login")
+	}
+	r = do(t, c, "POST", env.URL+"/auth/token", nil, nil)
+	wantStatus(t, r, 200)
+	hsts(r)
+	r = do(t, c, "POST", env.URL+"/auth/token", nil, map[string]string{"Origin": "https://evil.example"})
+	wantStatus(t, r, 403)
+	hsts(r)
+}
+
+// Behind a configured proxy, each client named by X-Forwarded-For has its
+// own budget; a forged left-most entry buys nothing, because only the
+// right-most address the proxy itself appended counts.
+func TestRateLimitBehindTrustedProxy(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"},
+		Extra: "limits:\n  per_minute: { login: 2 }\n  trusted_proxies: [127.0.0.1/32]\n"})
+	c := env.Client()
+	login := func(xff string) int {
+		t.Helper()
+		var hdr map[string]string
+		if xff != "" {
+			hdr = map[string]string{"X-Forwarded-For": xff}
+		}
+		return do(t, c, "GET", env.URL+"/auth/login/kakao", nil, hdr).StatusCode
+	}
+	for i := 0; i < 2; i++ {
+		if s := login("198.51.100.1"); s != 302 {
+			t.Fatalf("client A login %d: status %d", i, s)
+		}
+	}
+	for name, xff := range map[string]string{
+		"client A again":             "198.51.100.1",
+		"client A with a forged hop": "203.0.113.7, 198.51.100.1",
+		"client A through 2 proxies": "198.51.100.1, 127.0.0.1",
+	} {
+		if s := login(xff); s != 429 {
+			t.Errorf("%s: status %d, want 429", name, s)
+		}
+	}
+	if s := login("198.51.100.2"); s != 302 {
+		t.Fatalf("client B: status %d, want its own budget", s)
+	}
+	if s := login(""); s != 302 {
+		t.Fatalf("the proxy's own requests: status %d, want their own budget", s)
+	}
+}

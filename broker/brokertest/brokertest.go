@@ -71,6 +71,7 @@ type Options struct {
 	Extra       string        // extra top-level YAML (e.g. a limits: block)
 	Clock       *Clock        // default: a clock at the real time
 	Keys        []byte        // encryption key; default: fixed test key
+	TLS         bool          // serve over HTTPS (an https issuer, Secure cookies); Client trusts the test certificate
 }
 
 // Env is a running broker.
@@ -128,6 +129,9 @@ func New(t testing.TB, o Options) *Env {
 		t.Fatal(err)
 	}
 	issuer := "http://" + ln.Addr().String()
+	if o.TLS {
+		issuer = "https://" + ln.Addr().String()
+	}
 	env := &Env{URL: issuer, Clock: o.Clock, Logs: &Logs{}, Emulators: map[string]*emulator.Emulator{}}
 
 	var prov strings.Builder
@@ -168,7 +172,7 @@ database:
 cookies:
   hash_key: %s
   block_key: %s
-  secure: false
+  secure: %t
 tokens:
   access_ttl: %s
   refresh_ttl: %s
@@ -188,7 +192,7 @@ signup:
   fields: [%s]
 %s
 providers:
-%s`, issuer, ln.Addr(), o.DatabaseURL, Key32, Key32, dur(o.AccessTTL, 10*time.Minute), dur(o.RefreshTTL, 720*time.Hour),
+%s`, issuer, ln.Addr(), o.DatabaseURL, Key32, Key32, o.TLS, dur(o.AccessTTL, 10*time.Minute), dur(o.RefreshTTL, 720*time.Hour),
 		dur(o.IdleTTL, 168*time.Hour), dur(o.ReuseGrace, 10*time.Second), key, dur(o.MaxAge, 10*time.Minute),
 		issuer, o.Signup, strings.Join(o.Fields, ", "), o.Extra, prov.String())
 	cfg, err := config.Parse([]byte(doc), func(string) string { return "" })
@@ -231,7 +235,11 @@ providers:
 		t.Fatal(err)
 	}
 	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: srv.Handler()}}
-	hs.Start()
+	if o.TLS {
+		hs.StartTLS()
+	} else {
+		hs.Start()
+	}
 	t.Cleanup(hs.Close)
 	env.Server = hs
 	env.Broker = srv
@@ -242,7 +250,12 @@ providers:
 // redirects (tests look at every hop).
 func (e *Env) Client() *http.Client {
 	jar, _ := cookiejar.New(nil)
+	var tr http.RoundTripper // the default, except under TLS
+	if e.Server.TLS != nil {
+		tr = e.Server.Client().Transport // trusts the test certificate
+	}
 	return &http.Client{
+		Transport:     tr,
 		Jar:           jar,
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
