@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -123,6 +125,23 @@ func TestServeKeysSessions(t *testing.T) {
 		t.Fatal("serve never became ready")
 	}
 
+	// A client that never finishes its headers (slowloris) is cut off after
+	// the read-header timeout (5 s); the others are served meanwhile.
+	slow, err := net.Dial("tcp", "127.0.0.1:18081")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	slowStart := time.Now()
+	if _, err := io.WriteString(slow, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a"); err != nil {
+		t.Fatal(err)
+	}
+	slowClosed := make(chan time.Duration, 1)
+	go func() {
+		_, _ = io.Copy(io.Discard, slow)
+		slowClosed <- time.Since(slowStart)
+	}()
+
 	// The server's header limit: an oversized header is refused, not read.
 	big, _ := http.NewRequest("GET", base+"/healthz", nil)
 	big.Header.Set("X-Big", strings.Repeat("a", 64<<10))
@@ -191,6 +210,15 @@ func TestServeKeysSessions(t *testing.T) {
 			t.Fatalf("new kid %s not published: %s", newKid, b.String())
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+
+	select {
+	case d := <-slowClosed:
+		if d < 4*time.Second {
+			t.Fatalf("the slow client was cut off after %v, before the read-header timeout", d)
+		}
+	case <-time.After(time.Until(slowStart.Add(10 * time.Second))):
+		t.Fatal("a client that never finished its headers was still connected after 10 s")
 	}
 
 	cancel() // SIGTERM
