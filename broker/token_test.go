@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -289,5 +290,105 @@ func TestLogoutRacingRefresh(t *testing.T) {
 	got, err := env.Store.Session(context.Background(), sess.ID)
 	if err != nil || got.RevokedAt == nil {
 		t.Fatalf("session after logout: %+v %v, want revoked", got, err)
+	}
+}
+
+// Revocations racing rotations: while every session of a user refreshes in
+// a loop, the user's sessions are ended (by the CLI's store call, by
+// logout all=true, by deleting the account). No refresh that starts after
+// the revocation returned succeeds, and no token ever issued mints again.
+func TestRevocationRacingRotation(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"},
+		Extra: "limits:\n  per_minute: { login: 0, callback: 0, token: 0 }\n"})
+	revokers := map[string]func(t *testing.T, uid, tok string){
+		"sessions revoke": func(t *testing.T, uid, _ string) {
+			if _, err := env.Store.RevokeUserSessions(context.Background(), uid, time.Now(), "admin"); err != nil {
+				t.Error(err)
+			}
+		},
+		"logout all": func(t *testing.T, _, tok string) {
+			if r := do(t, &http.Client{}, "POST", env.URL+"/auth/logout?all=true", nil, withCookie(tok)); r.StatusCode != 204 {
+				t.Errorf("logout all: %d", r.StatusCode)
+			}
+		},
+		"delete account": func(t *testing.T, _, tok string) {
+			at := accessToken(t, env, tok)
+			if r := do(t, &http.Client{}, "DELETE", env.URL+"/auth/me", nil, bearer(at)); r.StatusCode != 204 {
+				t.Errorf("delete account: %d", r.StatusCode)
+			}
+		},
+	}
+	i := 0
+	for name, revoke := range revokers {
+		i++
+		t.Run(name, func(t *testing.T) {
+			uid := env.NewUser(t, "kakao", fmt.Sprint(100+i))
+			own, _ := env.NewSession(t, uid) // the revoker's own session
+			const racers = 4
+			var (
+				mu       sync.Mutex
+				issued   []string
+				revokedT time.Time // zero until the revocation returned
+				late     int
+			)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			for range racers {
+				tok, _ := env.NewSession(t, uid)
+				mu.Lock()
+				issued = append(issued, tok)
+				mu.Unlock()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := &http.Client{}
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						started := time.Now()
+						status, next, _, err := refreshOnce(c, env.URL, tok)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						if status == 200 {
+							issued = append(issued, next)
+							if !revokedT.IsZero() && started.After(revokedT) {
+								late++
+							}
+							tok = next
+						}
+						mu.Unlock()
+						if status == 401 {
+							return
+						}
+					}
+				}()
+			}
+			time.Sleep(150 * time.Millisecond)
+			revoke(t, uid, own)
+			mu.Lock()
+			revokedT = time.Now()
+			mu.Unlock()
+			time.Sleep(150 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			if late != 0 {
+				t.Fatalf("%d refreshes that started after the revocation succeeded", late)
+			}
+			if len(issued) <= racers {
+				t.Fatalf("only %d tokens issued: the rotations did not race the revocation", len(issued))
+			}
+			for _, tok := range append(issued, own) {
+				if status, _, _, _ := refreshOnce(&http.Client{}, env.URL, tok); status != 401 {
+					t.Fatalf("a token of a revoked session: status %d, want 401", status)
+				}
+			}
+		})
 	}
 }
