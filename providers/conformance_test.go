@@ -428,3 +428,45 @@ func TestForgedHeaderKeysRefused(t *testing.T) {
 		t.Errorf("JWKS fetches: got %d, want 1 (a known kid with a bad signature is final)", got)
 	}
 }
+
+// A revocation refused because of the app's own credentials (a wrong admin
+// key or client secret) is a configuration problem: retried later, never
+// mistaken for "nothing to revoke". A token that is simply gone is not.
+func TestRevokeCredentialsRefusedIsRetried(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct {
+		setup providertest.Setup
+		fault emulator.Faults
+		grant func(providers.Identity) providers.Grant
+		want  string
+	}{
+		{providertest.Setup{Kind: emulator.Kakao, AdminKey: "admin-key-1"}, emulator.Faults{RevokeStatus: 401}, nil, providers.CodeProviderError},
+		{providertest.Setup{Kind: emulator.Kakao, AdminKey: "admin-key-1"}, emulator.Faults{RevokeStatus: 403}, nil, providers.CodeProviderError},
+		{providertest.Setup{Kind: emulator.Naver}, emulator.Faults{RevokeStatus: 401}, func(id providers.Identity) providers.Grant { return id.Grant }, providers.CodeProviderError},
+		// The user's own token refused: the grant is already gone.
+		{providertest.Setup{Kind: emulator.Kakao}, emulator.Faults{RevokeStatus: 401}, func(id providers.Identity) providers.Grant { return id.Grant }, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: emulator.Google}, emulator.Faults{RevokeStatus: 400}, func(id providers.Identity) providers.Grant { return id.Grant }, providers.CodeInvalidGrant},
+	} {
+		e := providertest.Start(t, c.setup)
+		id, _, err := e.Login(t)
+		if err != nil {
+			t.Fatalf("%s: Exchange: %v", c.setup.Kind, err)
+		}
+		var g providers.Grant
+		if c.grant != nil {
+			g = c.grant(id)
+		}
+		rv := e.Provider.(providers.Revoker)
+		e.Emu.SetFaults(c.fault)
+		if err := rv.Revoke(ctx, id.Subject, g); code(err) != c.want {
+			t.Errorf("%s admin=%v %+v: got %s (%v), want %s", c.setup.Kind, c.setup.AdminKey != "", c.fault, code(err), err, c.want)
+		}
+		e.Emu.SetFaults(emulator.Faults{})
+		if c.want == providers.CodeProviderError { // the retry succeeds once the provider accepts
+			if err := rv.Revoke(ctx, id.Subject, g); err != nil {
+				t.Errorf("%s: retry after the fault: %v", c.setup.Kind, err)
+			}
+		}
+	}
+}

@@ -283,7 +283,7 @@ func (h *httpx) fetch(ctx context.Context, stage string, req *http.Request) ([]b
 	case s >= 300 && s < 400:
 		return nil, &Error{Code: CodeProviderError, Cause: fmt.Errorf("%s: unexpected redirect (HTTP %d)", stage, s)}
 	case s >= 400:
-		return nil, &Error{Code: CodeInvalidResponse, Cause: fmt.Errorf("%s: HTTP %d", stage, s)}
+		return nil, &Error{Code: CodeInvalidResponse, Cause: fmt.Errorf("%s: HTTP %d", stage, s), Status: s}
 	case s < 200:
 		return nil, &Error{Code: CodeProviderError, Cause: fmt.Errorf("%s: HTTP %d", stage, s)}
 	}

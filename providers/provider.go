@@ -86,8 +86,9 @@ const (
 // Error is a provider failure with a stable public Code and an internal Cause.
 // Cause never contains tokens, codes or raw provider bodies.
 type Error struct {
-	Code  string
-	Cause error
+	Code   string
+	Cause  error
+	Status int // the provider's HTTP status when it answered with an error status, else 0
 }
 
 func (e *Error) Error() string {
