@@ -137,6 +137,40 @@ func TestRevocationRetriedUntilProviderRecovers(t *testing.T) {
 	}
 }
 
+// Someone who deletes their account and signs up again with the same Kakao
+// account before the outbox ran keeps the new grant: the pending unlink is
+// cancelled when the identity comes back. Without the return, it runs.
+func TestReturnBeforeRevocationCancelsIt(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}, Signup: "auto"})
+	kakao := env.Emulators["kakao"]
+	ctx := context.Background()
+	c := env.Client()
+	loginAs(t, env, c, "kakao", "")
+	wantStatus(t, do(t, c, "DELETE", env.URL+"/auth/me", nil, bearer(currentAccess(t, env, c))), 204)
+	if n := countRows(t, env, "revocations"); n != 1 {
+		t.Fatalf("queued revocations = %d, want 1", n)
+	}
+	c = env.Client()
+	loginAs(t, env, c, "kakao", "") // back before the outbox ran
+	if done, failed, err := env.Broker.ProcessRevocations(ctx); err != nil || done+failed != 0 {
+		t.Fatalf("outbox after the return: done %d failed %d err %v; want nothing to do", done, failed, err)
+	}
+	if n := kakao.CallCount("/v1/user/unlink"); n != 0 {
+		t.Fatalf("unlink calls = %d, want 0", n)
+	}
+	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", nil, nil), 200)
+
+	// The honest path: deleted and not back, the grant is revoked.
+	wantStatus(t, do(t, c, "DELETE", env.URL+"/auth/me", nil, bearer(currentAccess(t, env, c))), 204)
+	if done, failed, err := env.Broker.ProcessRevocations(ctx); err != nil || done != 1 || failed != 0 {
+		t.Fatalf("outbox: done %d failed %d err %v; want 1, 0", done, failed, err)
+	}
+	if n := kakao.CallCount("/v1/user/unlink"); n != 1 {
+		t.Fatalf("unlink calls = %d, want 1", n)
+	}
+}
+
 func TestKakaoUnlinkWebhook(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao", "google"}, Signup: "auto"})

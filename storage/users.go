@@ -83,15 +83,21 @@ func (s *Store) LinkIdentity(ctx context.Context, userID string, ident Identity,
 	})
 }
 
+// insertIdentity inserts an identity and cancels any revocation still
+// queued for it: the person deleted their account or unlinked and came back
+// before the outbox ran, and the provider's grant is now the new one.
 func insertIdentity(ctx context.Context, tx pgx.Tx, userID string, ident Identity, now time.Time) error {
 	p := ident.Profile
 	if p == nil {
 		p = map[string]string{}
 	}
-	_, err := tx.Exec(ctx,
+	if _, err := tx.Exec(ctx,
 		`INSERT INTO identities (provider, subject, user_id, profile, grant_enc, linked_at)
 		 VALUES ($1, $2, $3, $4, $5, $6)`,
-		ident.Provider, ident.Subject, userID, p, ident.GrantEnc, now)
+		ident.Provider, ident.Subject, userID, p, ident.GrantEnc, now); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM revocations WHERE provider = $1 AND subject = $2`, ident.Provider, ident.Subject)
 	return err
 }
 
