@@ -33,14 +33,20 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	name := r.PathValue("provider")
-	if f.Provider != name || q.Get("state") == "" || !equalStrings(q.Get("state"), f.State) {
+	state, ok := queryParam(q, "state")
+	if !ok || f.Provider != name || state == "" || !equalStrings(state, f.State) {
 		return &pageError{Status: http.StatusBadRequest, Code: "invalid_state", Cause: errors.New("state does not match this browser's login")}
 	}
 	p, ok := s.providers.Get(name)
 	if !ok {
 		return &pageError{Status: http.StatusNotFound, Code: "unknown_provider"}
 	}
-	if e := q.Get("error"); e != "" {
+	authErr, okErr := queryParam(q, "error")
+	code, okCode := queryParam(q, "code")
+	if !okErr || !okCode {
+		return &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: errDuplicateParam}
+	}
+	if e := authErr; e != "" {
 		code := providers.CodeProviderError
 		if e == "access_denied" || e == "consent_required" || e == "login_required" {
 			code = providers.CodeAccessDenied
@@ -48,7 +54,6 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.logins.WithLabelValues(name, code).Inc()
 		return providerPageError(&providers.Error{Code: code, Cause: errors.New("authorize error " + logSafe(e, 40))})
 	}
-	code := q.Get("code")
 	if code == "" || len(code) > 2048 {
 		return &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: errors.New("no code")}
 	}

@@ -32,7 +32,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "invalid_request", Status: 400, Surface: "page",
 		Endpoints: "GET /auth/callback/{provider}, POST /auth/signup",
-		When:      "callback without a code (or a code over 2048 bytes); signup form body unparseable or over 64 KiB",
+		When:      "callback without a code (or a code over 2048 bytes), or with code or error given twice; signup form body unparseable or over 64 KiB",
 	},
 	{
 		Code: "invalid_request", Status: 401, Surface: "page",
@@ -47,7 +47,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "invalid_state", Status: 400, Surface: "page",
 		Endpoints: "GET /auth/callback/{provider}",
-		When:      "state cookie missing, duplicated, forged or older than 10 minutes; cookie for another provider; state parameter missing or different; state already used (replay)",
+		When:      "state cookie missing, duplicated, forged or older than 10 minutes; cookie for another provider; state parameter missing, different or given twice; state already used (replay)",
 	},
 	{
 		Code: "unknown_provider", Status: 404, Surface: "page",
@@ -57,7 +57,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "return_to_not_allowed", Status: 400, Surface: "page",
 		Endpoints: "GET /, GET /auth/login, GET /auth/login/{provider}, GET /auth/link/{provider}",
-		When:      "return_to does not match redirects.allowed (after resolving a relative one against redirects.default)",
+		When:      "return_to does not match redirects.allowed (after resolving a relative one against redirects.default), or is given twice",
 	},
 	{
 		Code: "access_denied", Status: 403, Surface: "page",

@@ -11,11 +11,33 @@ import (
 	"github.com/socialbroker/broker/storage"
 )
 
+// errDuplicateParam: a query parameter that must appear at most once came
+// twice or more.
+var errDuplicateParam = errors.New("query parameter given more than once")
+
+// queryParam returns the value of a parameter that may appear at most once;
+// ok is false when it appears more often. Parsers disagree on which copy
+// counts (Go takes the first, many proxies and frameworks the last), so a
+// repeated security-relevant parameter is refused rather than guessed.
+func queryParam(q url.Values, name string) (value string, ok bool) {
+	switch v := q[name]; len(v) {
+	case 0:
+		return "", true
+	case 1:
+		return v[0], true
+	}
+	return "", false
+}
+
 // loginPage is GET / and GET /auth/login: one button per provider, each
 // carrying the (validated) return_to along.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
 	q := ""
-	if raw := r.URL.Query().Get("return_to"); raw != "" {
+	raw, ok := queryParam(r.URL.Query(), "return_to")
+	if !ok {
+		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: errDuplicateParam}
+	}
+	if raw != "" {
 		rt, err := s.cfg.Redirects.Resolve(raw)
 		if err != nil {
 			return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
@@ -72,7 +94,11 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, linkUser stri
 	if !ok {
 		return &pageError{Status: http.StatusNotFound, Code: "unknown_provider"}
 	}
-	returnTo, err := s.cfg.Redirects.Resolve(r.URL.Query().Get("return_to"))
+	raw, ok := queryParam(r.URL.Query(), "return_to")
+	if !ok {
+		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: errDuplicateParam}
+	}
+	returnTo, err := s.cfg.Redirects.Resolve(raw)
 	if err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
 	}

@@ -333,12 +333,49 @@ func TestReturnTo(t *testing.T) {
 			t.Fatalf("return_to %q: status %d Location %q, want 400 and no redirect", bad, r.StatusCode, r.Header.Get("Location"))
 		}
 	}
+	// A repeated return_to is refused: parsers disagree on which copy counts.
+	for _, path := range []string{"/auth/login/kakao", "/auth/login", "/"} {
+		r := do(t, c, "GET", env.URL+path+"?return_to=https://app.example.com/a&return_to=https://evil.example/", nil, nil)
+		if r.StatusCode != 400 || r.Header.Get("Location") != "" || strings.Contains(string(r.body), "evil.example") {
+			t.Fatalf("%s with two return_to: status %d Location %q", path, r.StatusCode, r.Header.Get("Location"))
+		}
+	}
 	wantStatus(t, do(t, c, "GET", env.URL+"/auth/login/nope", nil, nil), 404)
 	r := do(t, c, "GET", approve(t, env, "kakao", startLogin(t, env, c, "kakao", "/inbox?tab=1")), nil, nil)
 	wantStatus(t, r, 303)
 	if loc := r.Header.Get("Location"); loc != "https://app.example.com/inbox?tab=1" {
 		t.Fatalf("relative return_to resolved to %q", loc)
 	}
+}
+
+// A callback repeating state, code or error is refused before the provider
+// is called, and the login can still be finished with the honest callback.
+func TestCallbackRepeatedParameters(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}, Signup: "auto"})
+	em := env.Emulators["kakao"]
+	c := env.Client()
+	cb := approve(t, env, "kakao", startLogin(t, env, c, "kakao", ""))
+	u := mustURL(t, cb)
+	q := u.Query()
+	tokenCalls := em.CallCount("/oauth/token")
+	for name, extra := range map[string]string{
+		"state twice": "&state=" + url.QueryEscape(q.Get("state")),
+		"code twice":  "&code=forged",
+		"error too":   "&error=access_denied&error=server_error",
+	} {
+		jar := c.Jar.Cookies(u) // each attempt from a browser holding the state cookie
+		c2 := env.Client()
+		c2.Jar.SetCookies(u, jar)
+		r := do(t, c2, "GET", cb+extra, nil, nil)
+		if r.StatusCode != 400 || r.cookie("refresh_token") != nil {
+			t.Fatalf("%s: status %d, want 400 and no session", name, r.StatusCode)
+		}
+	}
+	if n := em.CallCount("/oauth/token"); n != tokenCalls {
+		t.Fatalf("token requests: %d, want none for refused callbacks", n-tokenCalls)
+	}
+	wantStatus(t, do(t, c, "GET", cb, nil, nil), 303)
 }
 
 // Two first-time callbacks for one new identity at the same instant: one user.
