@@ -106,6 +106,16 @@ var ErrorCodes = []ErrorCode{
 		When:      "the identity being linked belongs to another user; nothing changes (the same user's own identity is no conflict: 303)",
 	},
 	{
+		Code: "not_found", Status: 404, Surface: "page",
+		Endpoints: "any path no route serves, outside the API paths",
+		When:      "no such page",
+	},
+	{
+		Code: "method_not_allowed", Status: 405, Surface: "page",
+		Endpoints: "any page path, with a method its route does not serve",
+		When:      "e.g. POST /auth/login/{provider}; the Allow header lists the methods that work",
+	},
+	{
 		Code: "rate_limited", Status: 429, Surface: "page",
 		Endpoints: "GET /auth/login/{provider}, GET /auth/link/{provider}, GET /auth/callback/{provider}",
 		When:      "limits.per_minute.login (login and link) or .callback exceeded for the client address; Retry-After in seconds",
@@ -175,8 +185,13 @@ var ErrorCodes = []ErrorCode{
 	},
 	{
 		Code: "not_found", Status: 404, Surface: "api",
-		Endpoints: "DELETE /auth/identities/{provider}",
-		When:      "the user has no identity of that provider (also for a provider name that is not configured)",
+		Endpoints: "DELETE /auth/identities/{provider}; any path under the API paths (/auth/token, /auth/logout, /auth/me, /auth/identities/, /auth/webhooks/) that no route serves",
+		When:      "the user has no identity of that provider (also for a provider name that is not configured); no such endpoint",
+	},
+	{
+		Code: "method_not_allowed", Status: 405, Surface: "api",
+		Endpoints: "POST /auth/token, POST /auth/logout, GET and DELETE /auth/me, DELETE /auth/identities/{provider}, the Kakao unlink webhook",
+		When:      "a method the endpoint does not serve (e.g. GET /auth/token); the Allow header lists the methods that work",
 	},
 	{
 		Code: "last_identity", Status: 409, Surface: "api",

@@ -267,3 +267,51 @@ func TestRateLimitBehindTrustedProxy(t *testing.T) {
 		t.Fatalf("the proxy's own requests: status %d, want their own budget", s)
 	}
 }
+
+// Paths and methods no route serves answer in their surface's format: JSON
+// under the API paths, the error page elsewhere; 405s name what works.
+func TestUnroutedRequests(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}})
+	c := env.Client()
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		api          bool
+		allow        string
+	}{
+		{"GET", "/auth/token", 405, true, "POST"},
+		{"PUT", "/auth/logout", 405, true, "POST"},
+		{"POST", "/auth/me", 405, true, "DELETE, GET, HEAD"},
+		{"GET", "/auth/identities/kakao", 405, true, "DELETE"},
+		{"DELETE", "/auth/webhooks/kakao/unlink", 405, true, "GET, HEAD, POST"},
+		{"GET", "/auth/token/extra", 404, true, ""},
+		{"GET", "/auth/identities", 404, true, ""},
+		{"POST", "/auth/login/kakao", 405, false, "GET, HEAD"},
+		{"DELETE", "/", 405, false, "GET, HEAD"},
+		{"GET", "/nope", 404, false, ""},
+		{"GET", "/auth/tokens", 404, false, ""},
+		{"GET", "/auth/callback", 404, false, ""},
+	} {
+		r := do(t, c, tc.method, env.URL+tc.path, nil, nil)
+		ct := r.Header.Get("Content-Type")
+		if r.StatusCode != tc.status || r.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: status %d Allow %q, want %d %q", tc.method, tc.path, r.StatusCode, r.Header.Get("Allow"), tc.status, tc.allow)
+		}
+		want := map[int]string{404: "not_found", 405: "method_not_allowed"}[tc.status]
+		if tc.api {
+			if ct != "application/json" || r.json(t).Error != want {
+				t.Errorf("%s %s: %s %s, want JSON error %s", tc.method, tc.path, ct, r.body, want)
+			}
+		} else if !strings.HasPrefix(ct, "text/html") || !strings.Contains(string(r.body), want) ||
+			!strings.Contains(r.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+			t.Errorf("%s %s: %s, want the error page showing %s", tc.method, tc.path, ct, want)
+		}
+	}
+	// The routes themselves are unaffected.
+	wantStatus(t, do(t, c, "GET", env.URL+"/auth/login/kakao", nil, nil), 302)
+	wantStatus(t, do(t, c, "GET", env.URL+"/.well-known/jwks.json", nil, nil), 200)
+	if r := do(t, c, "GET", env.URL+"/auth/me", nil, nil); r.StatusCode != 401 || r.json(t).Error != "invalid_token" {
+		t.Fatalf("GET /auth/me without a token: %d %s", r.StatusCode, r.body)
+	}
+}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/socialbroker/broker/internal/web"
 )
@@ -42,5 +43,71 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", web.Static()))
 	mux.Handle("GET /demo/", web.Demo())
 
-	return s.secure(s.observe(s.cors(mux)))
+	return s.secure(s.observe(s.cors(s.unrouted(mux))))
+}
+
+// apiPrefixes are the paths whose errors are JSON, including the answers
+// to paths and methods no route serves.
+var apiPrefixes = []string{"/auth/token", "/auth/logout", "/auth/me", "/auth/identities", "/auth/webhooks"}
+
+// unrouted answers requests no route serves in the surface's own format:
+// JSON under the API paths, the error page elsewhere. The mux still tells
+// 404 from 405 and names the allowed methods.
+func (s *Server) unrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &statusProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		if probe.status != http.StatusNotFound && probe.status != http.StatusMethodNotAllowed {
+			mux.ServeHTTP(w, r) // the mux's redirects to a cleaned path
+			return
+		}
+		if allow := probe.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		api := false
+		for _, p := range apiPrefixes {
+			api = api || r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/")
+		}
+		switch {
+		case api && probe.status == http.StatusNotFound:
+			s.writeAPIError(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Description: "No such endpoint."})
+		case api:
+			s.writeAPIError(w, r, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Description: "This endpoint does not accept this method; see the Allow header."})
+		case probe.status == http.StatusNotFound:
+			s.page(func(http.ResponseWriter, *http.Request) error {
+				return &pageError{Status: http.StatusNotFound, Code: "not_found"}
+			}).ServeHTTP(w, r)
+		default:
+			s.page(func(http.ResponseWriter, *http.Request) error {
+				return &pageError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed"}
+			}).ServeHTTP(w, r)
+		}
+	})
+}
+
+// statusProbe records the status and headers a handler would answer with
+// and discards its body.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header { return p.header }
+
+func (p *statusProbe) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (p *statusProbe) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
 }

@@ -249,6 +249,10 @@ var errorCatalogue = map[string]map[string]errorText{
 		langKO: {"시도가 너무 많아요", "짧은 시간 동안 너무 많이 시도하셨습니다. 잠시 기다린 뒤 다시 시도해 주세요."},
 		langEN: {"Too many attempts", "There were too many attempts in a short time. Please wait a moment and try again."},
 	},
+	"method_not_allowed": {
+		langKO: {"잘못된 요청이에요", "이 주소는 이런 방식으로 열 수 없습니다. 로그인 화면에서 다시 시작해 주세요."},
+		langEN: {"That request isn't supported", "This address can't be opened this way. Please start again from the sign-in page."},
+	},
 	"not_found": {
 		langKO: {"페이지를 찾을 수 없어요", "요청하신 페이지가 없거나 주소가 바뀌었습니다. 주소를 확인하거나 로그인 화면으로 돌아가 주세요."},
 		langEN: {"Page not found", "The page you asked for doesn't exist or has moved. Check the address, or go back to the sign-in page."},
