@@ -64,9 +64,12 @@ func (s *Server) kakaoUnlink(w http.ResponseWriter, r *http.Request) error {
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
-	userID := r.PostForm.Get("user_id")
-	if userID == "" {
-		userID = r.URL.Query().Get("user_id")
+	userID, ok := queryParam(r.PostForm, "user_id")
+	if userID == "" && ok {
+		userID, ok = queryParam(r.URL.Query(), "user_id")
+	}
+	if !ok {
+		return errBadRequest("invalid_request", "user_id must be sent once.")
 	}
 	if userID == "" || len(userID) > 64 {
 		return errBadRequest("invalid_request", "user_id is required.")

@@ -191,6 +191,12 @@ func TestKakaoUnlinkWebhook(t *testing.T) {
 	}
 	ok := map[string]string{"Authorization": "KakaoAK kakao-admin-key"}
 	wantStatus(t, do(t, c, "POST", hook, url.Values{"app_id": {"1"}, "user_id": {"424242"}, "referrer_type": {"UNLINK_FROM_APPS"}}, ok), 200) // unknown user
+	// A repeated user_id is refused rather than guessed at.
+	wantStatus(t, do(t, c, "POST", hook, url.Values{"user_id": {"424242", brokertest.Users["kakao"].Subject}}, ok), 400)
+	wantStatus(t, do(t, c, "GET", hook+"?user_id=424242&user_id="+brokertest.Users["kakao"].Subject, nil, ok), 400)
+	if u := countRows(t, env, "users"); u != 1 {
+		t.Fatalf("users after a repeated user_id = %d, want 1", u)
+	}
 	start := time.Now()
 	wantStatus(t, do(t, c, "POST", hook, form, ok), 200)
 	if d := time.Since(start); d > 3*time.Second {

@@ -135,7 +135,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "invalid_request", Status: 400, Surface: "api",
 		Endpoints: "POST /auth/token, POST /auth/logout, POST|GET /auth/webhooks/kakao/unlink",
-		When:      "a token in the URL query (refresh_token, subject_token); body unparseable; more than one refresh token (form field or cookie; the cookie is then cleared); token exchange: subject_token_type not id_token or no subject_token, unknown provider, provider without id_tokens (naver, oauth2); webhook without user_id or with one over 64 bytes",
+		When:      "a token in the URL query (refresh_token, subject_token); body unparseable; a form parameter of /auth/token repeated (RFC 6749 §3.2); more than one refresh token (form field or cookie; the cookie is then cleared); token exchange: subject_token_type not id_token or no subject_token, unknown provider, provider without id_tokens (naver, oauth2); webhook without user_id, with it repeated or over 64 bytes",
 	},
 	{
 		Code: "invalid_request", Status: 413, Surface: "api",

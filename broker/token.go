@@ -49,6 +49,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
+	for _, vals := range r.PostForm { // RFC 6749 §3.2: parameters must not repeat
+		if len(vals) > 1 {
+			return errBadRequest("invalid_request", "Send each parameter once.")
+		}
+	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case "":
 		return s.refreshGrant(w, r, false)
@@ -67,11 +72,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, form bool) error {
 	var raw string
 	if form {
-		if vals := r.PostForm["refresh_token"]; len(vals) == 1 {
-			raw = vals[0]
-		} else if len(vals) > 1 {
-			return errBadRequest("invalid_request", "Send one refresh token.")
-		}
+		raw = r.PostForm.Get("refresh_token") // never repeated: token refuses repeats
 	} else {
 		vals := cookieValues(r, refreshCookie)
 		if len(vals) > 1 {

@@ -137,6 +137,17 @@ func TestRefreshFormVariant(t *testing.T) {
 	q := do(t, c, "POST", env.URL+"/auth/token?refresh_token="+url.QueryEscape(b.RefreshToken), url.Values{"grant_type": {"refresh_token"}}, nil)
 	wantStatus(t, q, 400)
 	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", url.Values{"grant_type": {"password"}}, nil), 400)
+	// Repeated parameters are refused (RFC 6749 §3.2), whichever repeats.
+	for name, f := range map[string]url.Values{
+		"refresh_token": {"grant_type": {"refresh_token"}, "refresh_token": {b.RefreshToken, b.RefreshToken}},
+		"grant_type":    {"grant_type": {"refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"}, "refresh_token": {b.RefreshToken}},
+		"unrelated":     {"grant_type": {"refresh_token"}, "refresh_token": {b.RefreshToken}, "scope": {"a", "b"}},
+	} {
+		r := do(t, c, "POST", env.URL+"/auth/token", f, nil)
+		if r.StatusCode != 400 || r.json(t).Error != "invalid_request" {
+			t.Fatalf("%s repeated: %d %s, want 400 invalid_request", name, r.StatusCode, r.body)
+		}
+	}
 	// The token from the body still works after the refused attempts.
 	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {b.RefreshToken}}, nil), 200)
 }
