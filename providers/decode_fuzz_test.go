@@ -395,7 +395,7 @@ func FuzzTokenError(f *testing.F) {
 		}
 		rt := &fuzzTokenTransport{status: st, contentType: fuzzContentTypes[int(ctype)%len(fuzzContentTypes)], body: body}
 		h := &httpx{
-			client:  newClient(&http.Client{Transport: rt}, 0),
+			client:  newClient(&http.Client{Transport: rt}),
 			timeout: 10 * time.Second,
 			now:     time.Now,
 			log:     slog.New(slog.DiscardHandler),

@@ -39,9 +39,12 @@ type httpx struct {
 
 // newClient derives the client used for provider calls from base (or a fresh
 // one): redirects are never followed, no cookie jar is kept, and every
-// response body goes through the size cap.
-func newClient(base *http.Client, timeout time.Duration) *http.Client {
-	c := &http.Client{Timeout: timeout}
+// response body goes through the size cap. The per-call timeout is the call
+// context's deadline alone: a second timer (http.Client.Timeout) could end a
+// slow body first, and x/oauth2 flattens that error so that it could not be
+// told from a bad body.
+func newClient(base *http.Client) *http.Client {
+	c := &http.Client{}
 	if base != nil {
 		c.Transport = base.Transport
 		c.Timeout = base.Timeout

@@ -69,7 +69,7 @@ func NewRegistry(cfgs []Config, opts Options) (*Registry, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &httpx{
-		client:  newClient(opts.HTTPClient, opts.Timeout),
+		client:  newClient(opts.HTTPClient),
 		timeout: opts.Timeout,
 		now:     opts.Now,
 		log:     opts.Logger,
