@@ -6,9 +6,9 @@
 // client_id, unregistered redirect_uri, replayed or expired codes, bad PKCE
 // verifiers, wrong client secrets.
 //
-// The emulators back the broker's tests and `broker dev`. Faults (slow or
-// failing endpoints, oversized bodies, forged id_tokens) are switched on with
-// SetFaults.
+// The emulators back the broker's tests and `broker dev`. Faults (slow,
+// failing or resetting endpoints, oversized, trickled or gzip-bomb bodies,
+// forged id_tokens) are switched on with SetFaults.
 package emulator
 
 import (
@@ -75,6 +75,16 @@ type Call struct {
 }
 
 // Faults make an emulator misbehave. The zero value is an honest provider.
+//
+// The body faults (Reset, Trickle, GzipBomb, HugeBody) spoil the 200 answers
+// of the token and userinfo endpoints, on both unless BodyFaultsOnly names
+// one. They act where the answer is written: after TokenDelay/UserinfoDelay,
+// only when TokenStatus/UserinfoStatus is zero (a status fault answers
+// instead), and only for requests the endpoint grants (a refused code or
+// token still gets its usual error). The request has been handled by then:
+// the code is spent and the tokens are issued, only the answer is lost. At
+// most one body fault applies: Reset if set, else Trickle, else GzipBomb,
+// else HugeBody.
 type Faults struct {
 	TokenStatus    int           // non-zero: the token endpoint answers this HTTP status with TokenBody (default: the provider's generic error JSON; for 5xx a plain "Internal Server Error" HTML)
 	TokenBody      string        // body for TokenStatus
@@ -82,7 +92,11 @@ type Faults struct {
 	UserinfoStatus int           // like TokenStatus, for the userinfo endpoints
 	UserinfoBody   string        // body for UserinfoStatus
 	UserinfoDelay  time.Duration // like TokenDelay, for the userinfo endpoints
-	HugeBody       bool          // token and userinfo answer 200 with a valid JSON body > 2 MiB
+	Reset          bool          // body fault: the connection is closed with a TCP RST (SO_LINGER 0) and no response at all
+	Trickle        time.Duration // body fault: 200 and the JSON content type are sent and flushed at once (no Content-Length), then the body one byte at a time, flushed, with a sleep of Trickle between bytes; stops when the client gives up
+	GzipBomb       bool          // body fault: 200 with Content-Encoding: gzip, about 90 KiB on the wire that inflate to a valid JSON object > 64 MiB (a padding member, an array of 64 KiB strings, before the real members); sent only when the request's Accept-Encoding allows gzip, otherwise the HugeBody answer (a real server does not gzip unasked)
+	HugeBody       bool          // body fault: 200 with a valid JSON body > 2 MiB (a padding string before the real members)
+	BodyFaultsOnly string        // "token" or "userinfo": the body faults spoil only that endpoint's answers; "" = both
 	IDToken        IDTokenFault  // defect of every id_token issued or minted from now on
 	RevokeStatus   int           // non-zero: revoke/unlink answers this status and revokes nothing
 }
@@ -90,7 +104,9 @@ type Faults struct {
 // IDTokenFault is a defect put into id_tokens.
 type IDTokenFault string
 
-// The id_token defects.
+// The id_token defects. The attacker's key (AttackerKey, EmbeddedJWK,
+// JKUHeader, X5UHeader) is one RSA key per emulator that the JWKS never
+// publishes.
 const (
 	IDTokenHonest      IDTokenFault = ""
 	BadSignature       IDTokenFault = "bad_signature"    // signature bytes altered
@@ -101,8 +117,15 @@ const (
 	Expired            IDTokenFault = "expired"          // iat two hours ago, exp one hour ago
 	FutureIssuedAt     IDTokenFault = "future_iat"       // iat an hour ahead
 	AlgNone            IDTokenFault = "alg_none"         // {"alg":"none"} and an empty signature
+	AlgNoneTitle       IDTokenFault = "alg_none_title"   // like AlgNone, spelt {"alg":"None"}
+	AlgNoneUpper       IDTokenFault = "alg_none_upper"   // like AlgNone, spelt {"alg":"NONE"}
+	AlgNoneMixed       IDTokenFault = "alg_none_mixed"   // like AlgNone, spelt {"alg":"nOnE"}
 	HS256WithPublicKey IDTokenFault = "hs256_public_key" // HMAC-SHA256 keyed with the PEM of the emulator's public key, kid of the real key
 	AttackerKey        IDTokenFault = "attacker_key"     // signed by a key not in the JWKS but with the real kid
+	EmbeddedJWK        IDTokenFault = "embedded_jwk"     // signed by the attacker's key, whose public JWK is in the header as jwk (RFC 7515 §4.1.3), kid of that key
+	JKUHeader          IDTokenFault = "jku_header"       // signed by the attacker's key, header jku = URL()+"/attacker/jwks.json", a JWKS of that key served by the emulator, kid of that key
+	X5UHeader          IDTokenFault = "x5u_header"       // signed by the attacker's key, header x5u = URL()+"/attacker/cert.pem", a self-signed certificate (PEM) of that key served by the emulator, kid of that key
+	WrongAZP           IDTokenFault = "wrong_azp"        // aud is [the audience, "other-client"] and azp "other-client" (OpenID Connect Core 3.1.3.7); Kakao tokens get the azp too
 	UnknownKid         IDTokenFault = "unknown_kid"      // signed by the next key, whose kid is not in the JWKS until RotateKey
 	MissingSub         IDTokenFault = "missing_sub"      // no sub claim
 	SubMismatch        IDTokenFault = "sub_mismatch"     // sub differs from the userinfo subject
@@ -147,6 +170,9 @@ type Emulator struct {
 	next        *signingKey   // UnknownKid signs with it; RotateKey publishes it
 	attacker    *signingKey
 	jwksFetches int
+
+	attackerCert    []byte // PEM served at attackerCertPath, made on first fetch
+	attackerFetches int
 }
 
 type paths struct {
@@ -269,6 +295,8 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 	if e.p.logout != "" {
 		mux.HandleFunc(e.p.logout, e.handleKakaoLogout)
 	}
+	mux.HandleFunc(attackerJWKSPath, e.handleAttackerJWKS)
+	mux.HandleFunc(attackerCertPath, e.handleAttackerCert)
 }
 
 // record stores every request in Calls before handling it.
@@ -376,6 +404,17 @@ func (e *Emulator) JWKSFetches() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.jwksFetches
+}
+
+// AttackerJWKSFetches returns how many times the attacker's key was fetched
+// from the URLs that JKUHeader and X5UHeader tokens name: the JWKS at
+// /attacker/jwks.json and the certificate at /attacker/cert.pem (one counter
+// for both). Neither is in discovery or Endpoints; a verifier that trusts only
+// the provider's JWKS leaves it at 0.
+func (e *Emulator) AttackerJWKSFetches() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.attackerFetches
 }
 
 // ---- users ----
@@ -490,12 +529,21 @@ func (e *Emulator) jsonContentType() string {
 	return "application/json; charset=utf-8"
 }
 
-// writeJSON writes v as JSON. With huge set, a padding member makes the body
-// larger than 2 MiB while it stays valid JSON.
-func (e *Emulator) writeJSON(w http.ResponseWriter, status int, v any, huge bool) {
+// marshal encodes v, or answers 500 and reports false.
+func marshal(w http.ResponseWriter, v any) ([]byte, bool) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, "emulator: "+err.Error(), http.StatusInternalServerError)
+		return nil, false
+	}
+	return body, true
+}
+
+// writeJSON writes v as JSON. With huge set, a padding member makes the body
+// larger than 2 MiB while it stays valid JSON.
+func (e *Emulator) writeJSON(w http.ResponseWriter, status int, v any, huge bool) {
+	body, ok := marshal(w, v)
+	if !ok {
 		return
 	}
 	if huge {
@@ -520,11 +568,17 @@ func padJSON(obj []byte) []byte {
 	b.WriteString(`{"x_padding":"`)
 	b.WriteString(strings.Repeat("A", hugePadding))
 	b.WriteString(`"`)
-	if rest := obj[1:]; len(rest) > 1 { // not "}"
-		b.WriteString(",")
-	}
-	b.Write(obj[1:])
+	b.Write(afterPadding(obj))
 	return []byte(b.String())
+}
+
+// afterPadding is what follows a padding member put first into the JSON
+// object obj: a comma and obj's members, then the closing brace.
+func afterPadding(obj []byte) []byte {
+	if len(obj) > 2 { // not "{}"
+		return append([]byte(","), obj[1:]...)
+	}
+	return obj[1:]
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow ...string) {

@@ -132,7 +132,7 @@ func (r response) json(t *testing.T) map[string]any {
 	return m
 }
 
-func send(t *testing.T, method, target string, form url.Values, header map[string]string) response {
+func newRequest(t *testing.T, method, target string, form url.Values, header map[string]string) *http.Request {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -148,6 +148,12 @@ func send(t *testing.T, method, target string, form url.Values, header map[strin
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
+	return req
+}
+
+func send(t *testing.T, method, target string, form url.Values, header map[string]string) response {
+	t.Helper()
+	req := newRequest(t, method, target, form, header)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -220,6 +226,17 @@ func fetchJWKS(t *testing.T, e *Emulator) jwk.Set {
 		t.Fatalf("JWKS: %v", err)
 	}
 	return set
+}
+
+// protectedHeaders returns the protected header of a compact JWS with one
+// signature.
+func protectedHeaders(t *testing.T, raw string) jws.Headers {
+	t.Helper()
+	msg, err := jws.Parse([]byte(raw))
+	if err != nil || len(msg.Signatures()) != 1 {
+		t.Fatalf("not a JWS with one signature: %v", err)
+	}
+	return msg.Signatures()[0].ProtectedHeaders()
 }
 
 func verifier(t *testing.T, e *Emulator, cfg *oidc.Config) *oidc.IDTokenVerifier {
@@ -1311,6 +1328,141 @@ func testIDTokenFaults(t *testing.T, kind Kind) {
 			t.Errorf("id_token sub %v, userinfo %s", claims["sub"], r.body)
 		}
 	})
+	// both returns an id_token with fault from a login and one from
+	// MintIDToken.
+	both := func(t *testing.T, fault IDTokenFault) []string {
+		t.Helper()
+		e.SetFaults(Faults{IDToken: fault})
+		raw, _ := login(t)
+		return []string{raw, e.MintIDToken(map[string]any{"nonce": "the-nonce"})}
+	}
+	// attackerKid checks that the header names a key of its own, not in the
+	// JWKS, and returns its kid.
+	attackerKid := func(t *testing.T, h jws.Headers) string {
+		t.Helper()
+		kid := h.KeyID()
+		if _, published := jwks().LookupKeyID(kid); published || kid == "" || h.Algorithm() != jwa.RS256 {
+			t.Fatalf("header kid %q alg %s: want RS256 and a kid not in the JWKS", kid, h.Algorithm())
+		}
+		return kid
+	}
+	// naiveAccepts fails unless raw verifies with key, as it would for a
+	// verifier that takes keys from where the token's header says.
+	naiveAccepts := func(t *testing.T, raw string, key any) {
+		t.Helper()
+		if _, err := jws.Verify([]byte(raw), jws.WithKey(jwa.RS256, key)); err != nil {
+			t.Errorf("the header's key does not verify the token, the attack is moot: %v", err)
+		}
+	}
+	t.Run("embedded_jwk", func(t *testing.T) {
+		for _, raw := range both(t, EmbeddedJWK) {
+			h := protectedHeaders(t, raw)
+			kid := attackerKid(t, h)
+			key := h.JWK()
+			if key == nil || key.KeyID() != kid {
+				t.Fatalf("header jwk %v, want the key of kid %s", key, kid)
+			}
+			if _, ok := key.(jwk.RSAPublicKey); !ok {
+				t.Errorf("header jwk is a %T, want a public RSA key", key)
+			}
+			naiveAccepts(t, raw, key)
+			mustFail(t, raw, "")
+		}
+	})
+	t.Run("jku_header", func(t *testing.T) {
+		for _, raw := range both(t, JKUHeader) {
+			h := protectedHeaders(t, raw)
+			kid := attackerKid(t, h)
+			if h.JWKSetURL() != e.URL()+"/attacker/jwks.json" {
+				t.Fatalf("jku = %q", h.JWKSetURL())
+			}
+			before := e.AttackerJWKSFetches()
+			r := send(t, "GET", h.JWKSetURL(), nil, nil)
+			if got := e.AttackerJWKSFetches(); got != before+1 {
+				t.Errorf("AttackerJWKSFetches after a fetch of the jku: got %d, want %d", got, before+1)
+			}
+			set, err := jwk.Parse(r.body)
+			if err != nil || r.status != 200 {
+				t.Fatalf("jku answer %d: %v", r.status, err)
+			}
+			key, ok := set.LookupKeyID(kid)
+			if !ok {
+				t.Fatalf("the jku JWKS has no key %s", kid)
+			}
+			naiveAccepts(t, raw, key)
+			mustFail(t, raw, "")
+			if got := e.AttackerJWKSFetches(); got != before+1 {
+				t.Errorf("go-oidc fetched the jku: AttackerJWKSFetches %d, want %d", got, before+1)
+			}
+		}
+		disc := send(t, "GET", e.URL()+"/.well-known/openid-configuration", nil, nil)
+		if bytes.Contains(disc.body, []byte("/attacker/")) || strings.Contains(fmt.Sprint(e.Endpoints()), "/attacker/") {
+			t.Errorf("the attacker's URLs are advertised: %s %+v", disc.body, e.Endpoints())
+		}
+	})
+	t.Run("x5u_header", func(t *testing.T) {
+		for _, raw := range both(t, X5UHeader) {
+			h := protectedHeaders(t, raw)
+			kid := attackerKid(t, h)
+			if h.X509URL() != e.URL()+"/attacker/cert.pem" {
+				t.Fatalf("x5u = %q", h.X509URL())
+			}
+			before := e.AttackerJWKSFetches()
+			r := send(t, "GET", h.X509URL(), nil, nil)
+			if got := e.AttackerJWKSFetches(); got != before+1 {
+				t.Errorf("AttackerJWKSFetches after a fetch of the x5u: got %d, want %d", got, before+1)
+			}
+			block, _ := pem.Decode(r.body)
+			if block == nil || block.Type != "CERTIFICATE" {
+				t.Fatalf("x5u answer %d is not a PEM certificate: %.100s", r.status, r.body)
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil || !bytes.Equal(cert.RawIssuer, cert.RawSubject) {
+				t.Errorf("certificate is not self-signed: %v", err)
+			}
+			pub, ok := cert.PublicKey.(*rsa.PublicKey)
+			if !ok {
+				t.Fatalf("certificate key is a %T", cert.PublicKey)
+			}
+			k, _ := jwk.FromRaw(pub)
+			if tp, err := k.Thumbprint(crypto.SHA256); err != nil || base64.RawURLEncoding.EncodeToString(tp) != kid {
+				t.Errorf("certificate key is not kid %s (%v)", kid, err)
+			}
+			naiveAccepts(t, raw, pub)
+			mustFail(t, raw, "")
+		}
+	})
+	t.Run("wrong_azp", func(t *testing.T) {
+		for _, raw := range both(t, WrongAZP) {
+			_, claims, _ := jwtParts(t, raw)
+			aud, _ := claims["aud"].([]any)
+			if len(aud) != 2 || aud[0] != testClientID || aud[1] != "other-client" || claims["azp"] != "other-client" {
+				t.Errorf("aud %v azp %v, want [%s other-client] and other-client", claims["aud"], claims["azp"], testClientID)
+			}
+			// go-oidc only checks that aud holds the client: the signature
+			// and the audience pass, azp is the relying party's to check.
+			if _, err := vf.Verify(ctx, raw); err != nil {
+				t.Errorf("go-oidc: %v, want only azp wrong", err)
+			}
+		}
+	})
+	for _, tc := range []struct {
+		fault IDTokenFault
+		alg   string
+	}{{AlgNoneTitle, "None"}, {AlgNoneUpper, "NONE"}, {AlgNoneMixed, "nOnE"}} {
+		t.Run(string(tc.fault), func(t *testing.T) {
+			for _, raw := range both(t, tc.fault) {
+				hdr, claims, sig := jwtParts(t, raw)
+				if hdr["alg"] != tc.alg || len(sig) != 0 || claims["sub"] != sub {
+					t.Errorf("header %v, %d signature bytes, sub %v", hdr, len(sig), claims["sub"])
+				}
+				mustFail(t, raw, "")
+			}
+		})
+	}
 	// Last: it rotates the key.
 	t.Run("unknown_kid", func(t *testing.T) {
 		e.SetFaults(Faults{IDToken: UnknownKid})

@@ -6,12 +6,14 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"maps"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +26,8 @@ import (
 type signingKey struct {
 	priv       *rsa.PrivateKey
 	kid        string
-	publicJSON json.RawMessage // the public JWK as published in the JWKS
+	pub        jwk.Key         // the public JWK
+	publicJSON json.RawMessage // pub as published in the JWKS
 }
 
 func newSigningKey() (*signingKey, error) {
@@ -49,7 +52,7 @@ func newSigningKey() (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("emulator: %w", err)
 	}
-	return &signingKey{priv: priv, kid: pub.KeyID(), publicJSON: js}, nil
+	return &signingKey{priv: priv, kid: pub.KeyID(), pub: pub, publicJSON: js}, nil
 }
 
 func mustNewSigningKey() *signingKey {
@@ -68,6 +71,39 @@ func (e *Emulator) activeKeyLocked() *signingKey {
 		e.keys = append(e.keys, e.active)
 	}
 	return e.active
+}
+
+// attackerLocked returns the attacker's key, creating it on first use. e.mu
+// is held.
+func (e *Emulator) attackerLocked() *signingKey {
+	if e.attacker == nil {
+		e.attacker = mustNewSigningKey()
+	}
+	return e.attacker
+}
+
+// The URLs of JKUHeader and X5UHeader tokens, relative to URL(). They are in
+// neither discovery nor Endpoints.
+const (
+	attackerJWKSPath = "/attacker/jwks.json"
+	attackerCertPath = "/attacker/cert.pem"
+)
+
+// selfSignedPEM is a self-signed certificate for k, PEM-encoded, valid from an
+// hour before now for a day.
+func selfSignedPEM(k *signingKey, now time.Time) []byte {
+	tmpl := &x509.Certificate{
+		SerialNumber: new(big.Int).SetBytes(randBytes(16)),
+		Subject:      pkix.Name{CommonName: "attacker.example"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.priv.PublicKey, k.priv)
+	if err != nil {
+		panic("emulator: self-signing a certificate: " + err.Error())
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // RotateKey adds a new signing key to the JWKS and signs with it from now on.
@@ -197,6 +233,9 @@ func (e *Emulator) signIDToken(c map[string]any, fault IDTokenFault) string {
 		delete(c, "sub")
 	case SubMismatch:
 		c["sub"] = otherSubject(fmt.Sprint(c["sub"]))
+	case WrongAZP:
+		c["aud"] = withAudience(c["aud"], otherClient)
+		c["azp"] = otherClient
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {
@@ -206,13 +245,20 @@ func (e *Emulator) signIDToken(c map[string]any, fault IDTokenFault) string {
 	e.mu.Lock()
 	active := e.activeKeyLocked()
 	var signer *signingKey
+	var extra map[string]any // protected headers beyond kid, typ and alg
 	kid := active.kid
 	switch fault {
 	case AttackerKey:
-		if e.attacker == nil {
-			e.attacker = mustNewSigningKey()
-		}
-		signer = e.attacker // kid stays the real one
+		signer = e.attackerLocked() // kid stays the real one
+	case EmbeddedJWK:
+		signer = e.attackerLocked()
+		kid, extra = signer.kid, map[string]any{jws.JWKKey: signer.pub}
+	case JKUHeader:
+		signer = e.attackerLocked()
+		kid, extra = signer.kid, map[string]any{jws.JWKSetURLKey: e.base + attackerJWKSPath}
+	case X5UHeader:
+		signer = e.attackerLocked()
+		kid, extra = signer.kid, map[string]any{jws.X509URLKey: e.base + attackerCertPath}
 	case UnknownKid:
 		if e.next == nil {
 			e.next = mustNewSigningKey()
@@ -224,8 +270,8 @@ func (e *Emulator) signIDToken(c map[string]any, fault IDTokenFault) string {
 	e.mu.Unlock()
 
 	switch fault {
-	case AlgNone:
-		return compact(map[string]any{"alg": "none", "typ": "JWT"}, payload, nil)
+	case AlgNone, AlgNoneTitle, AlgNoneUpper, AlgNoneMixed:
+		return compact(map[string]any{"alg": noneAlgs[fault], "typ": "JWT"}, payload, nil)
 	case HS256WithPublicKey:
 		der, err := x509.MarshalPKIXPublicKey(&active.priv.PublicKey)
 		if err != nil {
@@ -238,7 +284,7 @@ func (e *Emulator) signIDToken(c map[string]any, fault IDTokenFault) string {
 		mac.Write([]byte(input))
 		return input + "." + b64(mac.Sum(nil))
 	}
-	tok := signRS256(signer, kid, payload)
+	tok := signRS256(signer, kid, payload, extra)
 	if fault == BadSignature {
 		i := strings.LastIndexByte(tok, '.')
 		sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
@@ -251,13 +297,43 @@ func (e *Emulator) signIDToken(c map[string]any, fault IDTokenFault) string {
 	return tok
 }
 
-func signRS256(k *signingKey, kid string, payload []byte) string {
+// noneAlgs are the alg headers of the unsigned-token faults.
+var noneAlgs = map[IDTokenFault]string{AlgNone: "none", AlgNoneTitle: "None", AlgNoneUpper: "NONE", AlgNoneMixed: "nOnE"}
+
+// otherClient is the audience and azp WrongAZP adds.
+const otherClient = "other-client"
+
+// withAudience returns the aud claim aud (a string or a list) with extra
+// appended, as a list.
+func withAudience(aud any, extra string) []any {
+	switch a := aud.(type) {
+	case []any:
+		return append(slices.Clone(a), extra)
+	case []string:
+		out := make([]any, 0, len(a)+1)
+		for _, s := range a {
+			out = append(out, s)
+		}
+		return append(out, extra)
+	default:
+		return []any{a, extra}
+	}
+}
+
+// signRS256 signs payload with k under kid, adding the protected headers in
+// extra (jws header names to values of the types jws.Headers.Set takes).
+func signRS256(k *signingKey, kid string, payload []byte, extra map[string]any) string {
 	hdr := jws.NewHeaders()
 	if err := hdr.Set(jws.KeyIDKey, kid); err != nil {
 		panic("emulator: " + err.Error())
 	}
 	if err := hdr.Set(jws.TypeKey, "JWT"); err != nil {
 		panic("emulator: " + err.Error())
+	}
+	for name, v := range extra {
+		if err := hdr.Set(name, v); err != nil {
+			panic("emulator: " + err.Error())
+		}
 	}
 	out, err := jws.Sign(payload, jws.WithKey(jwa.RS256, k.priv, jws.WithProtectedHeaders(hdr)))
 	if err != nil {

@@ -88,7 +88,7 @@ func (e *Emulator) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		body = giteaUser(g)
 	}
 	w.Header().Set("Cache-Control", "no-cache, no-store, max-age=0, must-revalidate")
-	e.writeJSON(w, http.StatusOK, body, f.HugeBody)
+	e.writeAnswer(w, r, "userinfo", body, f)
 }
 
 func (e *Emulator) writeUserinfoAuthError(w http.ResponseWriter, st tokenState) {
@@ -434,4 +434,37 @@ func (e *Emulator) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	e.mu.Unlock()
 	w.Header().Set("Cache-Control", "public, max-age=3600, must-revalidate, no-transform")
 	e.writeJSON(w, http.StatusOK, map[string]any{"keys": keys}, false)
+}
+
+// handleAttackerJWKS publishes the attacker's public key at the jku of
+// JKUHeader tokens. Fetches are counted (AttackerJWKSFetches).
+func (e *Emulator) handleAttackerJWKS(w http.ResponseWriter, r *http.Request) {
+	if !methodIn(r, http.MethodGet) {
+		methodNotAllowed(w, http.MethodGet)
+		return
+	}
+	e.mu.Lock()
+	e.attackerFetches++
+	k := e.attackerLocked()
+	e.mu.Unlock()
+	e.writeJSON(w, http.StatusOK, map[string]any{"keys": []json.RawMessage{k.publicJSON}}, false)
+}
+
+// handleAttackerCert serves a self-signed certificate for the attacker's key
+// at the x5u of X5UHeader tokens. Fetches are counted (AttackerJWKSFetches).
+func (e *Emulator) handleAttackerCert(w http.ResponseWriter, r *http.Request) {
+	if !methodIn(r, http.MethodGet) {
+		methodNotAllowed(w, http.MethodGet)
+		return
+	}
+	e.mu.Lock()
+	e.attackerFetches++
+	k := e.attackerLocked()
+	if e.attackerCert == nil {
+		e.attackerCert = selfSignedPEM(k, e.now())
+	}
+	cert := e.attackerCert
+	e.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(cert)
 }

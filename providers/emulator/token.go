@@ -269,7 +269,7 @@ func (e *Emulator) exchangeCode(w http.ResponseWriter, r *http.Request, form url
 	resp := e.tokenResponse(g, at, rt, now, f.IDToken, true)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	e.writeJSON(w, http.StatusOK, resp, f.HugeBody)
+	e.writeAnswer(w, r, "token", resp, f)
 }
 
 // issue stores a new access token (and, when asked, a new refresh token that
@@ -406,7 +406,7 @@ func (e *Emulator) refreshGrant(w http.ResponseWriter, r *http.Request, form url
 	resp := e.tokenResponse(g, at, newRT, now, f.IDToken, false)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	e.writeJSON(w, http.StatusOK, resp, f.HugeBody)
+	e.writeAnswer(w, r, "token", resp, f)
 }
 
 // naverDelete is Naver's legacy token deletion: grant_type=delete on the

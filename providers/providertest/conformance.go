@@ -30,8 +30,9 @@ func DefaultSetups() []Setup {
 var IDTokenFaults = []emulator.IDTokenFault{
 	emulator.BadSignature, emulator.WrongAudience, emulator.WrongIssuer, emulator.WrongNonce,
 	emulator.MissingNonce, emulator.Expired, emulator.FutureIssuedAt, emulator.AlgNone,
-	emulator.HS256WithPublicKey, emulator.AttackerKey, emulator.UnknownKid, emulator.MissingSub,
-	emulator.SubMismatch,
+	emulator.AlgNoneTitle, emulator.AlgNoneUpper, emulator.AlgNoneMixed, emulator.HS256WithPublicKey,
+	emulator.AttackerKey, emulator.EmbeddedJWK, emulator.JKUHeader, emulator.X5UHeader,
+	emulator.UnknownKid, emulator.MissingSub, emulator.SubMismatch, emulator.WrongAZP,
 }
 
 // Run is the conformance suite: every setup must pass every case that
@@ -104,6 +105,55 @@ func runCases(t *testing.T, s Setup) {
 		_, l, err := e.Login(t)
 		wantCode(t, err, providers.CodeProviderError, l)
 	})
+	t.Run("GzipBombToken", func(t *testing.T) {
+		t.Parallel()
+		e := Start(t, s)
+		e.Emu.SetFaults(emulator.Faults{GzipBomb: true, BodyFaultsOnly: "token"})
+		_, l, err := e.Login(t)
+		wantCode(t, err, providers.CodeProviderError, l)
+	})
+	t.Run("GzipBombUserinfo", func(t *testing.T) {
+		t.Parallel()
+		e := Start(t, s)
+		if !e.callsUserinfo() {
+			t.Skip("no userinfo endpoint")
+		}
+		e.Emu.SetFaults(emulator.Faults{GzipBomb: true, BodyFaultsOnly: "userinfo"})
+		_, l, err := e.Login(t)
+		wantCode(t, err, providers.CodeProviderError, l)
+	})
+	t.Run("TrickleToken", func(t *testing.T) {
+		t.Parallel()
+		s := s
+		s.Timeout = time.Second
+		e := Start(t, s)
+		l := e.Authorize(t)
+		// 200ms a byte: the token answer would take about a minute.
+		e.Emu.SetFaults(emulator.Faults{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "token"})
+		start := time.Now()
+		_, err := e.Provider.Exchange(context.Background(), l.Exchange())
+		wantCode(t, err, providers.CodeProviderTimeout, l)
+		if d := time.Since(start); d > 6*time.Second {
+			t.Errorf("Exchange took %v, want about the 1s timeout", d)
+		}
+	})
+	t.Run("ResetToken", func(t *testing.T) {
+		t.Parallel()
+		e := Start(t, s)
+		e.Emu.SetFaults(emulator.Faults{Reset: true, BodyFaultsOnly: "token"})
+		_, l, err := e.Login(t)
+		wantCode(t, err, providers.CodeProviderError, l)
+	})
+	t.Run("ResetUserinfo", func(t *testing.T) {
+		t.Parallel()
+		e := Start(t, s)
+		if !e.callsUserinfo() {
+			t.Skip("no userinfo endpoint")
+		}
+		e.Emu.SetFaults(emulator.Faults{Reset: true, BodyFaultsOnly: "userinfo"})
+		_, l, err := e.Login(t)
+		wantCode(t, err, providers.CodeProviderError, l)
+	})
 	t.Run("UserinfoEnvelopeFailure", func(t *testing.T) {
 		t.Parallel()
 		e := Start(t, s)
@@ -143,6 +193,9 @@ func runCases(t *testing.T, s Setup) {
 					t.Fatalf("Exchange with %s: got identity %q, want %s", fault, id.Subject, providers.CodeInvalidIDToken)
 				}
 				wantCode(t, err, providers.CodeInvalidIDToken, l)
+				if n := e.Emu.AttackerJWKSFetches(); n != 0 {
+					t.Errorf("the attacker's jku/x5u key was fetched %d times, want never", n)
+				}
 			})
 		}
 	})
