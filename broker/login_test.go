@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/socialbroker/broker/broker/brokertest"
 	"github.com/socialbroker/broker/providers/emulator"
+	"github.com/socialbroker/broker/providers/providertest"
 )
 
 var csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
@@ -157,7 +159,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 // the honest login still works afterwards.
 func TestLoginFailuresLeaveNothing(t *testing.T) {
 	t.Parallel()
-	env := brokertest.New(t, brokertest.Options{})
+	env := brokertest.New(t, brokertest.Options{Extra: "limits:\n  per_minute: { login: 0, callback: 0 }\n"})
 	type tc struct {
 		name     string
 		provider string
@@ -185,6 +187,19 @@ func TestLoginFailuresLeaveNothing(t *testing.T) {
 		{name: "naver envelope failure", provider: "naver", faults: emulator.Faults{UserinfoStatus: 200, UserinfoBody: `{"resultcode":"024","message":"Authentication failed"}`}, status: 502, code: "invalid_response"},
 		{name: "token endpoint 500", provider: "oauth2", faults: emulator.Faults{TokenStatus: 500}, status: 502, code: "provider_error"},
 		{name: "huge body", provider: "kakao", faults: emulator.Faults{HugeBody: true}, status: 502, code: "provider_error"},
+		{name: "gzip bomb token", provider: "naver", faults: emulator.Faults{GzipBomb: true, BodyFaultsOnly: "token"}, status: 502, code: "provider_error"},
+		{name: "gzip bomb userinfo", provider: "kakao", faults: emulator.Faults{GzipBomb: true, BodyFaultsOnly: "userinfo"}, status: 502, code: "provider_error"},
+		{name: "reset token", provider: "google", faults: emulator.Faults{Reset: true, BodyFaultsOnly: "token"}, status: 502, code: "provider_error"},
+		{name: "reset userinfo", provider: "oauth2", faults: emulator.Faults{Reset: true, BodyFaultsOnly: "userinfo"}, status: 502, code: "provider_error"},
+		{name: "trickled token body", provider: "oidc", faults: emulator.Faults{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "token"}, status: 504, code: "provider_timeout"},
+		{name: "trickled userinfo body", provider: "naver", faults: emulator.Faults{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "userinfo"}, status: 504, code: "provider_timeout"},
+	}
+	// Every id_token defect the emulator can forge, spread over the
+	// providers that issue id_tokens.
+	for i, fault := range providertest.IDTokenFaults {
+		p := []string{"kakao", "google", "oidc"}[i%3]
+		cases = append(cases, tc{name: "id_token " + string(fault) + " via " + p, provider: p,
+			faults: emulator.Faults{IDToken: fault}, status: 400, code: "invalid_id_token"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -227,6 +242,11 @@ func TestLoginFailuresLeaveNothing(t *testing.T) {
 	}
 	if u, s := countRows(t, env, "users"), countRows(t, env, "sessions"); u != 0 || s != 0 {
 		t.Fatalf("after failures: %d users, %d sessions; want none", u, s)
+	}
+	for name, em := range env.Emulators {
+		if n := em.AttackerJWKSFetches(); n != 0 {
+			t.Fatalf("%s: the broker fetched an attacker's key URL (jku/x5u) %d times", name, n)
+		}
 	}
 	// The honest path works.
 	loginAs(t, env, env.Client(), "kakao", "ok")
