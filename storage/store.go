@@ -33,7 +33,7 @@ var (
 // Options tune the connection pool.
 type Options struct {
 	MaxConns        int32         // default: max(16, 4 × GOMAXPROCS)
-	AcquireTimeout  time.Duration // how long a request waits for a free connection; default 2s
+	AcquireTimeout  time.Duration // default 2s; a store call (waiting for a connection included) is bounded by AcquireTimeout + 3s, Ping by AcquireTimeout
 	ConnectTimeout  time.Duration // default 5s
 	StatementBudget time.Duration // per-statement timeout applied by callers via context; informational
 }
