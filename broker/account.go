@@ -71,8 +71,8 @@ func (s *Server) kakaoUnlink(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errBadRequest("invalid_request", "user_id must be sent once.")
 	}
-	if userID == "" || len(userID) > 64 {
-		return errBadRequest("invalid_request", "user_id is required.")
+	if !isKakaoUserID(userID) {
+		return errBadRequest("invalid_request", "user_id must be a Kakao user id (decimal digits).")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2500*time.Millisecond)
 	defer cancel()
@@ -184,4 +184,18 @@ func (s *Server) revokeOne(ctx context.Context, rv storage.Revocation) bool {
 		s.log.Warn("revocation retry not recorded", "id", rv.ID, "err", err)
 	}
 	return false
+}
+
+// isKakaoUserID reports whether s looks like a Kakao user id (회원번호): a
+// Long, sent as 1 to 20 decimal digits.
+func isKakaoUserID(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

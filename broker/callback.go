@@ -68,6 +68,9 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
 	defer cancel()
 	id, err := p.Exchange(ctx, providers.Exchange{Code: code, CodeVerifier: f.Verifier, Nonce: f.Nonce, State: f.State})
+	if err == nil {
+		id, err = providers.Clean(id)
+	}
 	if err != nil {
 		s.metrics.logins.WithLabelValues(name, providers.ErrorCode(err)).Inc()
 		return providerPageError(err)

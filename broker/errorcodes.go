@@ -32,7 +32,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "invalid_request", Status: 400, Surface: "page",
 		Endpoints: "GET /auth/callback/{provider}, POST /auth/signup",
-		When:      "callback without a code (or a code over 2048 bytes), or with code or error given twice; signup form body unparseable or over 64 KiB",
+		When:      "callback without a code (or a code over 2048 bytes), or with code or error given twice; signup form body unparseable or over 64 KiB; any page whose input the database refuses as text (storage.ErrInvalid)",
 	},
 	{
 		Code: "invalid_request", Status: 401, Surface: "page",
@@ -81,7 +81,7 @@ var ErrorCodes = []ErrorCode{
 		Code: "invalid_response", Status: 502, Surface: "page",
 		Endpoints:      "GET /auth/callback/{provider}",
 		When:           "userinfo (or the JWKS) answered 4xx, or a 2xx body that is not the expected document",
-		ProviderCauses: "Kakao /v2/user/me -401 (HTTP 401) and -402 (HTTP 403, consent missing) or an id that is missing or not a decimal integer; Naver /v1/nid/me resultcode other than 00 (e.g. 024 Authentication failed, with HTTP 200 or 401) or no response.id; OIDC userinfo without sub; type oauth2 success check failed or no subject; malformed userinfo JSON; a JWKS endpoint answering 4xx",
+		ProviderCauses: "Kakao /v2/user/me -401 (HTTP 401) and -402 (HTTP 403, consent missing) or an id that is missing or not a decimal integer; Naver /v1/nid/me resultcode other than 00 (e.g. 024 Authentication failed, with HTTP 200 or 401) or no response.id; OIDC userinfo without sub; type oauth2 success check failed or no subject; a subject that is not 1-255 bytes of printable UTF-8; malformed userinfo JSON; a JWKS endpoint answering 4xx",
 	},
 	{
 		Code: "provider_error", Status: 502, Surface: "page",
@@ -135,7 +135,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "invalid_request", Status: 400, Surface: "api",
 		Endpoints: "POST /auth/token, POST /auth/logout, POST|GET /auth/webhooks/kakao/unlink",
-		When:      "a token in the URL query (refresh_token, subject_token); body unparseable; a form parameter of /auth/token repeated (RFC 6749 §3.2); more than one refresh token (form field or cookie; the cookie is then cleared); token exchange: subject_token_type not id_token or no subject_token, unknown provider, provider without id_tokens (naver, oauth2); webhook without user_id, with it repeated or over 64 bytes",
+		When:      "a token in the URL query (refresh_token, subject_token); body unparseable; a form parameter of /auth/token repeated (RFC 6749 §3.2); more than one refresh token (form field or cookie; the cookie is then cleared); token exchange: subject_token_type not id_token or no subject_token, unknown provider, provider without id_tokens (naver, oauth2); webhook without user_id, with it repeated, or with one that is not 1-20 decimal digits; any request whose input the database refuses as text (storage.ErrInvalid)",
 	},
 	{
 		Code: "invalid_request", Status: 413, Surface: "api",

@@ -350,6 +350,7 @@ func TestErrorCodesAdapters(t *testing.T) {
 	}
 	s := &Server{log: slog.New(slog.DiscardHandler), pages: pages}
 	outage := errors.Join(storage.ErrUnavailable, errors.New("test"))
+	refused := errors.Join(storage.ErrInvalid, errors.New("test"))
 
 	for _, c := range []struct {
 		err        error
@@ -358,6 +359,7 @@ func TestErrorCodesAdapters(t *testing.T) {
 		retryAfter bool
 	}{
 		{outage, 503, "temporarily_unavailable", true},
+		{refused, 400, "invalid_request", false},
 		{errors.New("boom"), 500, "server_error", false},
 		{errInvalidGrant(nil), 401, "invalid_grant", false},
 		{errInvalidToken(nil), 401, "invalid_token", false},
@@ -383,6 +385,7 @@ func TestErrorCodesAdapters(t *testing.T) {
 		retryAfter bool
 	}{
 		{outage, 503, "temporarily_unavailable", true},
+		{refused, 400, "invalid_request", false},
 		{errors.New("boom"), 500, "server_error", false},
 		{&apiError{Status: 429, Code: "rate_limited"}, 429, "rate_limited", false},
 		{&apiError{Status: 403, Code: "invalid_origin"}, 403, "invalid_request", false},

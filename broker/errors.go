@@ -62,6 +62,9 @@ func (s *Server) writeAPIError(w http.ResponseWriter, r *http.Request, err error
 	case errors.Is(err, storage.ErrUnavailable):
 		ae = &apiError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
 			Description: "The service is temporarily unavailable. Try again shortly.", Cause: err}
+	case errors.Is(err, storage.ErrInvalid):
+		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_request",
+			Description: "The request carries a value that is not valid text.", Cause: err}
 	default:
 		ae = &apiError{Status: http.StatusInternalServerError, Code: "server_error",
 			Description: "Something went wrong on our side.", Cause: err}

@@ -36,6 +36,9 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
 	defer cancel()
 	id, err := v.VerifyIDToken(ctx, raw, f.Get("nonce"))
+	if err == nil {
+		id, err = providers.Clean(id)
+	}
 	if err != nil {
 		code := providers.ErrorCode(err)
 		if code == providers.CodeProviderError || code == providers.CodeProviderTimeout {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/socialbroker/broker/providers"
@@ -46,10 +47,19 @@ func (s *Server) page(h pageHandler) http.Handler {
 		case errors.Is(err, storage.ErrUnavailable):
 			pe = &pageError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Cause: err}
 			w.Header().Set("Retry-After", "5")
+		case errors.Is(err, storage.ErrInvalid):
+			pe = &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: err}
 		default:
 			pe = &pageError{Status: http.StatusInternalServerError, Code: "server_error", Cause: err}
 		}
-		s.log.Info("page failed", "route", r.Pattern, "code", pe.Code, "status", pe.Status, "err", errString(pe.Cause))
+		level := slog.LevelInfo
+		switch {
+		case pe.Status == http.StatusServiceUnavailable:
+			level = slog.LevelWarn
+		case pe.Status >= 500 && pe.Code == "server_error":
+			level = slog.LevelError
+		}
+		s.log.Log(r.Context(), level, "page failed", "route", r.Pattern, "code", pe.Code, "status", pe.Status, "err", errString(pe.Cause))
 		w.Header().Set("Cache-Control", "no-store")
 		s.pages.Error(w, r, pe.Status, pe.Code)
 	})

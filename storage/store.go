@@ -25,6 +25,9 @@ var (
 	// ErrConflict: a unique key is already taken (e.g. an identity that
 	// belongs to another user).
 	ErrConflict = errors.New("storage: conflict")
+	// ErrInvalid: Postgres refused a value (a NUL or an invalid byte in text,
+	// a value out of range): the caller's input was bad, not the database.
+	ErrInvalid = errors.New("storage: value refused by the database")
 	// ErrUnavailable wraps failures to reach the database (connection
 	// refused, reset, pool exhausted, timeouts): callers answer 503.
 	ErrUnavailable = errors.New("storage: database unavailable")
@@ -101,7 +104,7 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, sentinel := range []error{ErrNotFound, ErrConflict, ErrLastIdentity, ErrUnavailable} {
+	for _, sentinel := range []error{ErrNotFound, ErrConflict, ErrLastIdentity, ErrInvalid, ErrUnavailable} {
 		if errors.Is(err, sentinel) {
 			return err // already classified (returned from inside a transaction)
 		}
@@ -114,6 +117,8 @@ func classify(err error) error {
 		switch {
 		case pgErr.Code == "23505":
 			return fmt.Errorf("%w: %s", ErrConflict, pgErr.ConstraintName)
+		case pgErr.Code[:2] == "22": // data exception: invalid text, out of range, bad escape
+			return fmt.Errorf("%w: SQLSTATE %s", ErrInvalid, pgErr.Code)
 		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // admin/crash shutdown, cannot connect now
 			pgErr.Code[:2] == "08", // connection exceptions
 			pgErr.Code == "53300":  // too many connections
