@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -81,6 +82,34 @@ func TestHostileInputNeverFailsTheServer(t *testing.T) {
 	}
 	// The honest path still works.
 	wantStatus(t, do(t, env.Client(), "GET", env.URL+"/auth/login/kakao", nil, nil), 302)
+
+	// The same values typed into a genuine signup form: clean text is
+	// stored exactly (trimmed), anything else redisplays the form; the form
+	// never reflects markup unescaped.
+	created := 0
+	for i, v := range values {
+		env.Emulators["kakao"].SetUser(emulator.User{Subject: fmt.Sprint(7000 + i)})
+		c := env.Client()
+		r := do(t, c, "GET", approve(t, env, "kakao", startLogin(t, env, c, "kakao", "")), nil, nil)
+		wantStatus(t, r, 200)
+		csrf := string(csrfRE.FindSubmatch(r.body)[1])
+		r = do(t, c, "POST", env.URL+"/auth/signup", url.Values{"csrf_token": {csrf}, "nickname": {v}}, nil)
+		check(fmt.Sprintf("signup nickname %q", v), r, false)
+		switch r.StatusCode {
+		case 303:
+			created++
+			if got := me(t, env, c)["profile"].(map[string]any)["nickname"]; got != strings.TrimSpace(v) {
+				t.Errorf("nickname %q stored as %q", v, got)
+			}
+		case 400:
+		default:
+			t.Errorf("signup nickname %q: status %d, want 303 or 400", v, r.StatusCode)
+		}
+	}
+	if u := countRows(t, env, "users"); u != created {
+		t.Fatalf("users = %d after %d accepted signups", u, created)
+	}
+	t.Logf("signup: %d of %d hostile nicknames accepted as plain text", created, len(values))
 }
 
 // A provider that sends a NUL or a control character in a profile value
