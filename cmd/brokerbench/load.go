@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -153,31 +156,58 @@ func cookieValue(resp *http.Response, name string) string {
 	return ""
 }
 
-// jwksOp is one GET of the JWKS, conditional when etag is set.
-func jwksOp(client *http.Client, url, etag string) func(ctx context.Context, c int) (string, bool) {
+// jwksOp is one GET of the JWKS, conditional when etag is set, on client
+// c's own keep-alive connection to addr. It is a minimal HTTP/1.1 client:
+// the request bytes are built once and answers are read with
+// http.ReadResponse. net/http's client spends more CPU per request (two
+// goroutines and channel hand-offs per connection) than the broker spends
+// serving a cached document, so on a shared 2-CPU machine it would mostly
+// measure itself.
+func jwksOp(addr, etag string, clients int) func(ctx context.Context, c int) (string, bool) {
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "GET /.well-known/jwks.json HTTP/1.1\r\nHost: %s\r\nUser-Agent: brokerbench\r\n", addr)
+	if etag != "" {
+		fmt.Fprintf(&req, "If-None-Match: %s\r\n", etag)
+	}
+	req.WriteString("\r\n")
+	want := http.StatusOK
+	if etag != "" {
+		want = http.StatusNotModified
+	}
+	type conn struct {
+		nc net.Conn
+		br *bufio.Reader
+	}
+	conns := make([]conn, clients) // each used by its own client goroutine only
 	return func(ctx context.Context, c int) (string, bool) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return "request", true
+		cn := &conns[c]
+		if cn.nc == nil {
+			nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				return "transport", ctx.Err() != nil
+			}
+			cn.nc, cn.br = nc, bufio.NewReader(nc)
 		}
-		if etag != "" {
-			req.Header.Set("If-None-Match", etag)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
+		fail := func() (string, bool) {
+			cn.nc.Close()
+			cn.nc = nil
 			if ctx.Err() != nil {
 				return "canceled", true
 			}
 			return "transport", false
 		}
+		_ = cn.nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := cn.nc.Write(req.Bytes()); err != nil {
+			return fail()
+		}
+		resp, err := http.ReadResponse(cn.br, nil)
+		if err != nil {
+			return fail()
+		}
 		n, err := io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if err != nil {
-			return "transport", false
-		}
-		want := http.StatusOK
-		if etag != "" {
-			want = http.StatusNotModified
+		if err != nil || resp.Close {
+			return fail()
 		}
 		if resp.StatusCode != want {
 			return strconv.Itoa(resp.StatusCode), false

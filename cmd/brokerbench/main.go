@@ -411,7 +411,7 @@ func run(ctx context.Context, o options, args []string) (*report, error) {
 			return nil, err
 		}
 		a := e.snap()
-		r := closedLoop(ctx, o.jwksClients, o.jwksDuration, jwksOp(e.client, e.issuer+"/.well-known/jwks.json", tag))
+		r := closedLoop(ctx, o.jwksClients, o.jwksDuration, jwksOp(strings.TrimPrefix(e.issuer, "http://"), tag, o.jwksClients))
 		b := e.snap()
 		if err := stopPerf(); err != nil {
 			return nil, err
