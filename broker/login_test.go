@@ -317,14 +317,16 @@ func TestSignupForm(t *testing.T) {
 	}
 	// A foreign Origin is refused.
 	wantStatus(t, do(t, c, "POST", env.URL+"/auth/signup", url.Values{"csrf_token": {csrf}, "nickname": {"x"}}, map[string]string{"Origin": "https://evil.example"}), 403)
-	// Double submit at once: one user.
+	// Double submit at once: one user. The nickname's emoji is a ZWJ
+	// sequence: joiners are part of real names.
+	const nick = "\u2764\ufe0f\u200d\U0001f525민지"
 	var wg sync.WaitGroup
 	statuses := make(chan int, 2)
 	for i := 0; i < 2; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses <- do(t, c, "POST", env.URL+"/auth/signup", url.Values{"csrf_token": {csrf}, "nickname": {"민지"}}, nil).StatusCode
+			statuses <- do(t, c, "POST", env.URL+"/auth/signup", url.Values{"csrf_token": {csrf}, "nickname": {nick}}, nil).StatusCode
 		}()
 	}
 	wg.Wait()
@@ -338,7 +340,7 @@ func TestSignupForm(t *testing.T) {
 	if ok != 1 || countRows(t, env, "users") != 1 {
 		t.Fatalf("double submit: %d successes, %d users; want 1 and 1", ok, countRows(t, env, "users"))
 	}
-	if prof, _ := me(t, env, c)["profile"].(map[string]any); prof["nickname"] != "민지" {
+	if prof, _ := me(t, env, c)["profile"].(map[string]any); prof["nickname"] != nick {
 		t.Fatalf("profile = %v", prof)
 	}
 }

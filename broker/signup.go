@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/socialbroker/broker/internal/web"
+	"github.com/socialbroker/broker/providers"
 	"github.com/socialbroker/broker/storage"
 )
 
@@ -59,7 +59,7 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
 			msg = "field_missing"
 		case strings.TrimSpace(vals[0]) == "":
 			msg = "field_blank"
-		case !validText(vals[0]):
+		case !providers.CleanText(vals[0]):
 			msg = "field_invalid"
 		case utf8.RuneCountInString(strings.TrimSpace(vals[0])) > maxFieldRunes:
 			msg = "field_too_long"
@@ -96,20 +96,6 @@ func identityProfile(ps pendingSignup) map[string]string {
 		p["nickname"] = ps.Name
 	}
 	return p
-}
-
-// validText refuses invalid UTF-8, control and format characters (bidi
-// overrides, zero-width joiners used for spoofing) in a one-line field.
-func validText(v string) bool {
-	if !utf8.ValidString(v) {
-		return false
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
-			return false
-		}
-	}
-	return true
 }
 
 // prefill proposes what the provider told us (a nickname) for the form.

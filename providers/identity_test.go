@@ -36,4 +36,18 @@ func TestClean(t *testing.T) {
 	if got.Subject != id.Subject || got.Name != "" || got.Email != "" || got.EmailVerified || got.Picture != "" || got.Grant != honest.Grant {
 		t.Fatalf("unclean profile values kept: %+v", got)
 	}
+	// Real names with joiners survive: emoji ZWJ sequences, Persian ZWNJ.
+	for _, name := range []string{"철수👩\u200d💻", "❤️\u200d🔥민지", "می\u200cخواهم", "a+b"} {
+		id := honest
+		id.Name = name
+		id.Picture = "HTTPS://k.kakaocdn.net/p.jpg"
+		if got, err := providers.Clean(id); err != nil || got.Name != name || got.Picture != id.Picture {
+			t.Errorf("name %q / picture %q dropped: %+v %v", name, id.Picture, got, err)
+		}
+	}
+	for _, s := range []string{"a\u202eb", "a\u2066b", "a\u200fb", "a\x00b", "a\nb", "a\ufffdb", "a\xffb"} {
+		if providers.CleanText(s) {
+			t.Errorf("CleanText(%q) = true", s)
+		}
+	}
 }
