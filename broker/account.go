@@ -131,6 +131,11 @@ func (s *Server) RunRevocations(ctx context.Context) {
 // broker may try it.
 const revocationLease = time.Minute
 
+// revocationGiveUp is how long a failing revocation is retried before it is
+// abandoned with an error in the log: long enough to fix a wrong admin key
+// or wait out a provider's outage, short of retrying a lost cause forever.
+const revocationGiveUp = 30 * 24 * time.Hour
+
 // ProcessRevocations tries every due revocation once. A provider that
 // fails or times out is retried later with exponential backoff; a grant
 // that cannot be revoked (unsupported, nothing kept) is dropped.
@@ -163,6 +168,15 @@ func (s *Server) revokeOne(ctx context.Context, rv storage.Revocation) bool {
 		s.log.Info("grant not revocable at provider; dropped", "provider", rv.Provider)
 		return finish()
 	}
+	// The same provider account came back (signed up or linked again) since
+	// the row was queued: the provider's grant is the new one now.
+	if _, err := s.store.IdentityUser(ctx, rv.Provider, rv.Subject); err == nil {
+		s.log.Info("identity is back; revocation cancelled", "provider", rv.Provider)
+		return finish()
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		s.log.Warn("revocation postponed: identity lookup failed", "provider", rv.Provider, "err", err)
+		return false // the lease expires and the row is claimed again
+	}
 	g, err := s.openGrant(rv.Provider, rv.Subject, rv.GrantEnc)
 	if err != nil {
 		s.log.Warn("stored grant unreadable; dropped", "provider", rv.Provider, "err", err)
@@ -177,8 +191,13 @@ func (s *Server) revokeOne(ctx context.Context, rv storage.Revocation) bool {
 		s.log.Info("nothing to revoke at provider; dropped", "provider", rv.Provider, "code", providers.ErrorCode(err))
 		return finish()
 	}
-	backoff := 30 * time.Second << min(rv.Attempts-1, 7) // 30 s … 64 min
 	code := providers.ErrorCode(err)
+	if age := s.now().Sub(rv.CreatedAt); age > revocationGiveUp {
+		s.log.Error("grant revocation abandoned after retrying for too long", "provider", rv.Provider,
+			"attempt", rv.Attempts, "code", code, "queued_for", age.Round(time.Hour).String())
+		return finish()
+	}
+	backoff := 30 * time.Second << min(rv.Attempts-1, 7) // 30 s … 64 min
 	s.log.Warn("grant revocation failed; will retry", "provider", rv.Provider, "attempt", rv.Attempts, "code", code, "retry_in", backoff.String())
 	if err := s.store.RetryRevocation(ctx, rv.ID, s.now().Add(backoff), code); err != nil {
 		s.log.Warn("revocation retry not recorded", "id", rv.ID, "err", err)

@@ -133,6 +133,22 @@ func TestRevocationRetriedUntilProviderRecovers(t *testing.T) {
 	if n := env.Emulators["naver"].CallCount("/oauth2.0/revoke"); n != 2 {
 		t.Fatalf("revoke calls = %d, want 2", n)
 	}
+	// A revocation failing for longer than 30 days is abandoned, with an
+	// error in the log.
+	loginAs(t, env, c, "naver", "")
+	at = currentAccess(t, env, c)
+	env.Emulators["naver"].SetFaults(emulator.Faults{RevokeStatus: 500})
+	wantStatus(t, do(t, c, "DELETE", env.URL+"/auth/me", nil, bearer(at)), 204)
+	if done, failed, _ := env.Broker.ProcessRevocations(ctx); done != 0 || failed != 1 {
+		t.Fatalf("first attempt: done %d failed %d; want 0, 1", done, failed)
+	}
+	env.Clock.Advance(31 * 24 * time.Hour)
+	if done, failed, _ := env.Broker.ProcessRevocations(ctx); done != 1 || failed != 0 || countRows(t, env, "revocations") != 0 {
+		t.Fatalf("after 31 days: done %d failed %d, %d rows; want the row abandoned", done, failed, countRows(t, env, "revocations"))
+	}
+	if !strings.Contains(env.Logs.String(), "grant revocation abandoned") {
+		t.Fatal("an abandoned revocation was not logged")
+	}
 	if strings.Contains(env.Logs.String(), "naver-secret") {
 		t.Fatal("client secret in the logs")
 	}
@@ -161,6 +177,33 @@ func TestReturnBeforeRevocationCancelsIt(t *testing.T) {
 		t.Fatalf("unlink calls = %d, want 0", n)
 	}
 	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", nil, nil), 200)
+	// A row the worker had already claimed when the identity came back: it
+	// checks again before calling the provider.
+	if _, err := env.Store.Pool().Exec(ctx, `INSERT INTO revocations (provider, subject, next_attempt_at, created_at)
+		VALUES ('kakao', $1, $2, $2)`, brokertest.Users["kakao"].Subject, env.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if done, failed, err := env.Broker.ProcessRevocations(ctx); err != nil || done != 1 || failed != 0 {
+		t.Fatalf("outbox with a row for a returned identity: done %d failed %d err %v; want 1 (cancelled), 0", done, failed, err)
+	}
+	if n := kakao.CallCount("/v1/user/unlink"); n != 0 {
+		t.Fatalf("unlink calls = %d, want 0", n)
+	}
+
+	// Under signup.mode form the person proves the account at the callback,
+	// before the form: the queued revocation is cancelled there.
+	formEnv := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}})
+	fc := formEnv.Client()
+	loginAs(t, formEnv, fc, "kakao", "first")
+	wantStatus(t, do(t, fc, "DELETE", formEnv.URL+"/auth/me", nil, bearer(currentAccess(t, formEnv, fc))), 204)
+	if n := countRows(t, formEnv, "revocations"); n != 1 {
+		t.Fatalf("form mode: queued revocations = %d, want 1", n)
+	}
+	fc = formEnv.Client()
+	wantStatus(t, do(t, fc, "GET", approve(t, formEnv, "kakao", startLogin(t, formEnv, fc, "kakao", "")), nil, nil), 200) // the signup form
+	if n := countRows(t, formEnv, "revocations"); n != 0 {
+		t.Fatalf("form mode: queued revocations after the callback = %d, want 0", n)
+	}
 
 	// The honest path: deleted and not back, the grant is revoked.
 	wantStatus(t, do(t, c, "DELETE", env.URL+"/auth/me", nil, bearer(currentAccess(t, env, c))), 204)

@@ -108,6 +108,12 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.logins.WithLabelValues(name, "signup").Inc()
 		return s.signIn(w, r, userID, name, f.ReturnTo)
 	}
+	// The person proved this provider account just now: a revocation still
+	// queued for it (an account deleted moments ago) would end the grant
+	// the signup is about to use.
+	if err := s.store.CancelRevocations(r.Context(), name, id.Subject); err != nil {
+		return err
+	}
 	ps := pendingSignup{
 		Provider: name, Subject: id.Subject, Name: id.Name, Picture: id.Picture, GrantEnc: grantEnc,
 		ReturnTo: f.ReturnTo, CSRF: randomString(32), Expires: s.now().Add(flowCookieTTL).Unix(),

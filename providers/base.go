@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -131,19 +130,18 @@ func rawIDToken(tok *oauth2.Token) (string, error) {
 // revokeForm POSTs a revocation form and maps the answer: 2xx without an
 // error member is success; a 4xx or an error member means the token is
 // already unusable (CodeInvalidGrant, nothing to retry), except when the
-// provider refused the app's own credentials (401/403 to a request carrying
-// an admin key or client secret, or invalid_client): that is a
-// configuration problem to fix and retry, CodeProviderError like 5xx,
-// timeouts and resets.
+// provider refused the app's own credentials: invalid_client or
+// unauthorized_client, or Kakao's -401 to a call made with the admin key.
+// That is a configuration problem to fix and retry, CodeProviderError like
+// 5xx, timeouts and resets.
 func (b *base) revokeForm(ctx context.Context, revokeURL string, form url.Values, authorization string) error {
 	body, perr := b.h.postForm(ctx, "revoke", revokeURL, form, authorization)
-	credentialed := strings.HasPrefix(authorization, "KakaoAK ") || form.Has("client_secret")
 	if perr != nil {
 		if perr.Code == CodeInvalidResponse {
 			perr.Code = CodeInvalidGrant
-			if credentialed && (perr.Status == http.StatusUnauthorized || perr.Status == http.StatusForbidden) {
+			if appRefused(perr.Wire, authorization) {
 				perr.Code = CodeProviderError
-				perr.Cause = fmt.Errorf("revoke: the provider refused the app's credentials (HTTP %d)", perr.Status)
+				perr.Cause = fmt.Errorf("revoke: the provider refused the app's credentials (HTTP %d, %s)", perr.Status, perr.Wire)
 			}
 		}
 		return perr
@@ -152,12 +150,19 @@ func (b *base) revokeForm(ctx context.Context, revokeURL string, form url.Values
 		Error string `json:"error"`
 	}
 	if len(body) > 0 && json.Unmarshal(body, &e) == nil && e.Error != "" {
-		if e.Error == "invalid_client" || e.Error == "unauthorized_client" {
-			return &Error{Code: CodeProviderError, Cause: fmt.Errorf("revoke: the provider refused the app's credentials (%s)", e.Error)}
+		if appRefused(e.Error, authorization) {
+			return &Error{Code: CodeProviderError, Cause: fmt.Errorf("revoke: the provider refused the app's credentials (%s)", wireCode(e.Error))}
 		}
 		return &Error{Code: CodeInvalidGrant, Cause: fmt.Errorf("revoke: %s", wireCode(e.Error))}
 	}
 	return nil
+}
+
+// appRefused reports whether a revocation's error code says the app's own
+// credentials were refused, rather than the user's token.
+func appRefused(wire, authorization string) bool {
+	return wire == "invalid_client" || wire == "unauthorized_client" ||
+		(wire == "-401" && strings.HasPrefix(authorization, "KakaoAK "))
 }
 
 // revokeRFC7009 revokes the refresh token when there is one (it takes the

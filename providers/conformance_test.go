@@ -430,11 +430,13 @@ func TestForgedHeaderKeysRefused(t *testing.T) {
 }
 
 // A revocation refused because of the app's own credentials (a wrong admin
-// key or client secret) is a configuration problem: retried later, never
-// mistaken for "nothing to revoke". A token that is simply gone is not.
+// key or client secret: invalid_client, or Kakao's -401 to the admin key)
+// is a configuration problem: retried later, never mistaken for "nothing
+// to revoke". A refused user token is the grant already gone: dropped.
 func TestRevokeCredentialsRefusedIsRetried(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+	userGrant := func(id providers.Identity) providers.Grant { return id.Grant }
 	for _, c := range []struct {
 		setup providertest.Setup
 		fault emulator.Faults
@@ -442,11 +444,15 @@ func TestRevokeCredentialsRefusedIsRetried(t *testing.T) {
 		want  string
 	}{
 		{providertest.Setup{Kind: emulator.Kakao, AdminKey: "admin-key-1"}, emulator.Faults{RevokeStatus: 401}, nil, providers.CodeProviderError},
-		{providertest.Setup{Kind: emulator.Kakao, AdminKey: "admin-key-1"}, emulator.Faults{RevokeStatus: 403}, nil, providers.CodeProviderError},
-		{providertest.Setup{Kind: emulator.Naver}, emulator.Faults{RevokeStatus: 401}, func(id providers.Identity) providers.Grant { return id.Grant }, providers.CodeProviderError},
+		{providertest.Setup{Kind: emulator.Naver}, emulator.Faults{RevokeStatus: 200, RevokeBody: `{"error":"invalid_client","error_description":"bad client"}`}, userGrant, providers.CodeProviderError},
+		{providertest.Setup{Kind: emulator.OIDC}, emulator.Faults{RevokeStatus: 401, RevokeBody: `{"error":"invalid_client"}`}, userGrant, providers.CodeProviderError},
+		{providertest.Setup{Kind: emulator.OIDC}, emulator.Faults{RevokeStatus: 400, RevokeBody: `{"error":"unauthorized_client"}`}, userGrant, providers.CodeProviderError},
 		// The user's own token refused: the grant is already gone.
-		{providertest.Setup{Kind: emulator.Kakao}, emulator.Faults{RevokeStatus: 401}, func(id providers.Identity) providers.Grant { return id.Grant }, providers.CodeInvalidGrant},
-		{providertest.Setup{Kind: emulator.Google}, emulator.Faults{RevokeStatus: 400}, func(id providers.Identity) providers.Grant { return id.Grant }, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: emulator.Kakao}, emulator.Faults{RevokeStatus: 401}, userGrant, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: emulator.Kakao, AdminKey: "admin-key-1"}, emulator.Faults{RevokeStatus: 400, RevokeBody: `{"msg":"NotRegisteredUserException","code":-101}`}, nil, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: emulator.Naver}, emulator.Faults{RevokeStatus: 401}, userGrant, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: emulator.Google}, emulator.Faults{RevokeStatus: 400}, userGrant, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: emulator.OIDC}, emulator.Faults{RevokeStatus: 401}, userGrant, providers.CodeInvalidGrant},
 	} {
 		e := providertest.Start(t, c.setup)
 		id, _, err := e.Login(t)

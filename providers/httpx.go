@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -286,7 +287,7 @@ func (h *httpx) fetch(ctx context.Context, stage string, req *http.Request) ([]b
 	case s >= 300 && s < 400:
 		return nil, &Error{Code: CodeProviderError, Cause: fmt.Errorf("%s: unexpected redirect (HTTP %d)", stage, s)}
 	case s >= 400:
-		return nil, &Error{Code: CodeInvalidResponse, Cause: fmt.Errorf("%s: HTTP %d", stage, s), Status: s}
+		return nil, &Error{Code: CodeInvalidResponse, Cause: fmt.Errorf("%s: HTTP %d", stage, s), Status: s, Wire: errorWireCode(body)}
 	case s < 200:
 		return nil, &Error{Code: CodeProviderError, Cause: fmt.Errorf("%s: HTTP %d", stage, s)}
 	}
@@ -294,6 +295,26 @@ func (h *httpx) fetch(ctx context.Context, stage string, req *http.Request) ([]b
 		return nil, &Error{Code: CodeProviderError, Cause: fmt.Errorf("%s: HTML instead of JSON", stage)}
 	}
 	return body, nil
+}
+
+// errorWireCode is the error code of an error body: OAuth's "error" member,
+// or Kakao's numeric "code" (as "-401"); "" when there is none that looks
+// like a code.
+func errorWireCode(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+		Code  int    `json:"code"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	if e.Error != "" {
+		return wireCode(e.Error)
+	}
+	if e.Code != 0 {
+		return strconv.Itoa(e.Code)
+	}
+	return ""
 }
 
 func looksHTML(contentType string, body []byte) bool {

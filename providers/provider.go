@@ -88,7 +88,8 @@ const (
 type Error struct {
 	Code   string
 	Cause  error
-	Status int // the provider's HTTP status when it answered with an error status, else 0
+	Status int    // the provider's HTTP status when it answered with an error status, else 0
+	Wire   string // with Status 4xx: the provider's own error code ("invalid_client", Kakao's "-401"), when it sent one that looks like a code
 }
 
 func (e *Error) Error() string {

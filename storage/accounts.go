@@ -105,11 +105,12 @@ func (s *Store) RemoveIdentity(ctx context.Context, provider, subject string, no
 
 // Revocation is one queued grant revocation.
 type Revocation struct {
-	ID       int64
-	Provider string
-	Subject  string
-	GrantEnc []byte
-	Attempts int
+	ID        int64
+	Provider  string
+	Subject   string
+	GrantEnc  []byte
+	Attempts  int
+	CreatedAt time.Time
 }
 
 // ClaimRevocations leases up to limit due revocations until now+lease.
@@ -120,17 +121,28 @@ func (s *Store) ClaimRevocations(ctx context.Context, now time.Time, lease time.
 		UPDATE revocations r SET next_attempt_at = $2, attempts = r.attempts + 1
 		WHERE r.id IN (SELECT id FROM revocations WHERE next_attempt_at <= $1
 		               ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-		RETURNING r.id, r.provider, r.subject, r.grant_enc, r.attempts`,
+		RETURNING r.id, r.provider, r.subject, r.grant_enc, r.attempts, r.created_at`,
 		now, now.Add(lease), limit)
 	if err != nil {
 		return nil, s.check(err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Revocation, error) {
 		var v Revocation
-		err := r.Scan(&v.ID, &v.Provider, &v.Subject, &v.GrantEnc, &v.Attempts)
+		err := r.Scan(&v.ID, &v.Provider, &v.Subject, &v.GrantEnc, &v.Attempts, &v.CreatedAt)
 		return v, err
 	})
 	return out, s.check(err)
+}
+
+const cancelRevocationsSQL = `DELETE FROM revocations WHERE provider = $1 AND subject = $2`
+
+// CancelRevocations forgets the revocations queued for (provider, subject):
+// the person proved that account again, and its grant is the new one.
+func (s *Store) CancelRevocations(ctx context.Context, provider, subject string) error {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	_, err := s.pool.Exec(ctx, cancelRevocationsSQL, provider, subject)
+	return s.check(err)
 }
 
 // FinishRevocation removes a done (or abandoned) revocation.

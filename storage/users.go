@@ -97,7 +97,7 @@ func insertIdentity(ctx context.Context, tx pgx.Tx, userID string, ident Identit
 		ident.Provider, ident.Subject, userID, p, ident.GrantEnc, now); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `DELETE FROM revocations WHERE provider = $1 AND subject = $2`, ident.Provider, ident.Subject)
+	_, err := tx.Exec(ctx, cancelRevocationsSQL, ident.Provider, ident.Subject)
 	return err
 }
 

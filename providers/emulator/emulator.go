@@ -98,7 +98,8 @@ type Faults struct {
 	HugeBody       bool          // body fault: 200 with a valid JSON body > 2 MiB (a padding string before the real members)
 	BodyFaultsOnly string        // "token" or "userinfo": the body faults spoil only that endpoint's answers; "" = both
 	IDToken        IDTokenFault  // defect of every id_token issued or minted from now on
-	RevokeStatus   int           // non-zero: revoke/unlink answers this status and revokes nothing
+	RevokeStatus   int           // non-zero: revoke/unlink answers this status with RevokeBody and revokes nothing
+	RevokeBody     string        // body for RevokeStatus (default: the provider's generic error JSON, like TokenBody)
 }
 
 // IDTokenFault is a defect put into id_tokens.

@@ -249,8 +249,8 @@ func (e *Emulator) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, http.MethodPost)
 		return
 	}
-	if st := e.currentFaults().RevokeStatus; st != 0 {
-		e.writeFault(w, "revoke", st, "")
+	if f := e.currentFaults(); f.RevokeStatus != 0 {
+		e.writeFault(w, "revoke", f.RevokeStatus, f.RevokeBody)
 		return
 	}
 	switch e.kind {
