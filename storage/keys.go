@@ -55,9 +55,11 @@ type KeyTx interface {
 
 type keyTx struct{ tx pgx.Tx }
 
+// The keyTx methods return the driver's errors as they are: WithKeyLock
+// classifies what leaves the transaction (and notices a lost connection).
+
 func (k keyTx) SigningKeys(ctx context.Context) ([]SigningKey, error) {
-	keys, err := querySigningKeys(ctx, k.tx)
-	return keys, classify(err)
+	return querySigningKeys(ctx, k.tx)
 }
 
 func (k keyTx) InsertSigningKey(ctx context.Context, key SigningKey) error {
@@ -65,12 +67,12 @@ func (k keyTx) InsertSigningKey(ctx context.Context, key SigningKey) error {
 		INSERT INTO signing_keys (kid, alg, public_der, private_enc, created_at, activates_at)
 		VALUES ($1, $2, $3, $4, $5, $6)`,
 		key.KID, key.Alg, key.PublicDER, key.PrivateEnc, key.CreatedAt, key.ActivatesAt)
-	return classify(err)
+	return err
 }
 
 func (k keyTx) DeleteSigningKey(ctx context.Context, kid string) error {
 	_, err := k.tx.Exec(ctx, `DELETE FROM signing_keys WHERE kid = $1`, kid)
-	return classify(err)
+	return err
 }
 
 // keyLockID is the advisory lock under which key decisions are made, so

@@ -42,3 +42,14 @@ func TestConnLost(t *testing.T) {
 		}
 	}
 }
+
+// Only refused text is the caller's fault; other data exceptions (an
+// overflowing interval from a huge configured lifetime) stay server errors.
+func TestClassifyDataExceptions(t *testing.T) {
+	for code, invalid := range map[string]bool{"22021": true, "22P05": true, "22P02": true, "22001": true, "22008": false, "22003": false} {
+		err := classify(&pgconn.PgError{Code: code})
+		if errors.Is(err, ErrInvalid) != invalid || errors.Is(err, ErrUnavailable) {
+			t.Errorf("SQLSTATE %s: %v, want ErrInvalid %v", code, err, invalid)
+		}
+	}
+}

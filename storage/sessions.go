@@ -100,7 +100,7 @@ func (s *Store) Rotate(ctx context.Context, p RotateParams) (Rotation, error) {
 			p.Hash, p.Child, p.Now, p.Grace, p.Idle).Scan(&outcome, &sid, &uid, &idp, &expires)
 	}
 	var err error
-	if p.Grace > 0 { // a repeat of a rotation that did commit is a retry within the grace
+	if p.Grace >= time.Microsecond { // a repeat of a rotation that did commit is a retry within the grace (Postgres intervals count microseconds)
 		err = s.retry(ctx, rotate)
 	} else {
 		ctx, cancel := s.withTimeout(ctx)

@@ -25,8 +25,9 @@ var (
 	// ErrConflict: a unique key is already taken (e.g. an identity that
 	// belongs to another user).
 	ErrConflict = errors.New("storage: conflict")
-	// ErrInvalid: Postgres refused a value (a NUL or an invalid byte in text,
-	// a value out of range): the caller's input was bad, not the database.
+	// ErrInvalid: Postgres refused a value as text (a NUL or an invalid byte,
+	// a malformed or too long value): the caller's input was bad, not the
+	// database.
 	ErrInvalid = errors.New("storage: value refused by the database")
 	// ErrUnavailable wraps failures to reach the database (connection
 	// refused, reset, pool exhausted, timeouts): callers answer 503.
@@ -117,7 +118,9 @@ func classify(err error) error {
 		switch {
 		case pgErr.Code == "23505":
 			return fmt.Errorf("%w: %s", ErrConflict, pgErr.ConstraintName)
-		case pgErr.Code[:2] == "22": // data exception: invalid text, out of range, bad escape
+		case pgErr.Code == "22021", pgErr.Code == "22P05", pgErr.Code == "22P02", pgErr.Code == "22001":
+			// bad text (a NUL, an invalid byte, \u0000 in jsonb), a malformed
+			// or too long value: the caller's input, not the server
 			return fmt.Errorf("%w: SQLSTATE %s", ErrInvalid, pgErr.Code)
 		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // admin/crash shutdown, cannot connect now
 			pgErr.Code[:2] == "08", // connection exceptions
