@@ -65,19 +65,24 @@ type session struct {
 	dead  bool   // a failed answer: the newest token is unknown
 }
 
-// refresher drives POST /auth/token with the refresh cookie.
+// refresher drives POST /auth/token with the refresh cookie, each client
+// on its own keep-alive connection (see rawConn).
 type refresher struct {
-	client *http.Client
-	url    string
-	own    [][]*session // by client
-	next   []int        // by client: round-robin position
+	conns []rawConn    // by client
+	req   [][]byte     // by client: the request being built
+	own   [][]*session // by client
+	next  []int        // by client: round-robin position
 
 	sampleOnce sync.Once
 	sample     []byte // one answer's body, to verify the access token
 }
 
-func newRefresher(client *http.Client, url string, tokens []string, clients int) *refresher {
-	r := &refresher{client: client, url: url, own: make([][]*session, clients), next: make([]int, clients)}
+func newRefresher(addr string, tokens []string, clients int) *refresher {
+	r := &refresher{conns: make([]rawConn, clients), req: make([][]byte, clients),
+		own: make([][]*session, clients), next: make([]int, clients)}
+	for c := range r.conns {
+		r.conns[c].addr = addr
+	}
 	for i, t := range tokens {
 		r.own[i%clients] = append(r.own[i%clients], &session{token: t})
 	}
@@ -98,23 +103,18 @@ func (r *refresher) op(ctx context.Context, c int) (string, bool) {
 	if s == nil {
 		return "no_live_session", true
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url, nil)
-	if err != nil {
-		return "request", true
-	}
-	req.Header.Set("Cookie", "refresh_token="+s.token)
-	resp, err := r.client.Do(req)
+	req := append(r.req[c][:0], "POST /auth/token HTTP/1.1\r\nHost: "...)
+	req = append(req, r.conns[c].addr...)
+	req = append(req, "\r\nUser-Agent: brokerbench\r\nContent-Length: 0\r\nCookie: refresh_token="...)
+	req = append(req, s.token...)
+	req = append(req, "\r\n\r\n"...)
+	r.req[c] = req
+	resp, body, err := r.conns[c].do(req)
 	if err != nil {
 		s.dead = true
 		if ctx.Err() != nil {
 			return "canceled", true
 		}
-		return "transport", false
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		s.dead = true
 		return "transport", false
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -156,63 +156,79 @@ func cookieValue(resp *http.Response, name string) string {
 	return ""
 }
 
-// jwksOp is one GET of the JWKS, conditional when etag is set, on client
-// c's own keep-alive connection to addr. It is a minimal HTTP/1.1 client:
-// the request bytes are built once and answers are read with
-// http.ReadResponse. net/http's client spends more CPU per request (two
-// goroutines and channel hand-offs per connection) than the broker spends
-// serving a cached document, so on a shared 2-CPU machine it would mostly
-// measure itself.
-func jwksOp(addr, etag string, clients int) func(ctx context.Context, c int) (string, bool) {
-	var req bytes.Buffer
-	fmt.Fprintf(&req, "GET /.well-known/jwks.json HTTP/1.1\r\nHost: %s\r\nUser-Agent: brokerbench\r\n", addr)
-	if etag != "" {
-		fmt.Fprintf(&req, "If-None-Match: %s\r\n", etag)
+// rawConn is one keep-alive connection of a minimal HTTP/1.1 client: the
+// caller hands over the request bytes, and the answer is read with
+// http.ReadResponse. The load phases use it rather than net/http's client,
+// which spends more CPU per request (two goroutines and channel hand-offs
+// per connection) than the broker spends on a JWKS answer, and ≈ 0.2 ms per
+// refresh: on a shared 2-CPU machine the load generator would take a large
+// share of what it measures. A rawConn belongs to one client goroutine.
+type rawConn struct {
+	addr string // host:port
+	nc   net.Conn
+	br   *bufio.Reader
+}
+
+// do sends req and returns the answer with its whole body. After any error,
+// or an answer that closes the connection, the next do dials again.
+func (rc *rawConn) do(req []byte) (*http.Response, []byte, error) {
+	if rc.nc == nil {
+		nc, err := net.DialTimeout("tcp", rc.addr, 5*time.Second)
+		if err != nil {
+			return nil, nil, err
+		}
+		rc.nc, rc.br = nc, bufio.NewReader(nc)
 	}
-	req.WriteString("\r\n")
+	resp, body, err := rc.exchange(req)
+	if err != nil || resp.Close {
+		rc.nc.Close()
+		rc.nc = nil
+	}
+	return resp, body, err
+}
+
+func (rc *rawConn) exchange(req []byte) (*http.Response, []byte, error) {
+	_ = rc.nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := rc.nc.Write(req); err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, body, err
+}
+
+// jwksOp is one GET of the JWKS, conditional when etag is set, on client
+// c's own connection to addr.
+func jwksOp(addr, etag string, clients int) func(ctx context.Context, c int) (string, bool) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "GET /.well-known/jwks.json HTTP/1.1\r\nHost: %s\r\nUser-Agent: brokerbench\r\n", addr)
+	if etag != "" {
+		fmt.Fprintf(&b, "If-None-Match: %s\r\n", etag)
+	}
+	b.WriteString("\r\n")
+	req := b.Bytes()
 	want := http.StatusOK
 	if etag != "" {
 		want = http.StatusNotModified
 	}
-	type conn struct {
-		nc net.Conn
-		br *bufio.Reader
+	conns := make([]rawConn, clients)
+	for c := range conns {
+		conns[c].addr = addr
 	}
-	conns := make([]conn, clients) // each used by its own client goroutine only
 	return func(ctx context.Context, c int) (string, bool) {
-		cn := &conns[c]
-		if cn.nc == nil {
-			nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-			if err != nil {
-				return "transport", ctx.Err() != nil
-			}
-			cn.nc, cn.br = nc, bufio.NewReader(nc)
-		}
-		fail := func() (string, bool) {
-			cn.nc.Close()
-			cn.nc = nil
-			if ctx.Err() != nil {
-				return "canceled", true
-			}
+		resp, body, err := conns[c].do(req)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return "canceled", true
+		case err != nil:
 			return "transport", false
-		}
-		_ = cn.nc.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := cn.nc.Write(req.Bytes()); err != nil {
-			return fail()
-		}
-		resp, err := http.ReadResponse(cn.br, nil)
-		if err != nil {
-			return fail()
-		}
-		n, err := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.Close {
-			return fail()
-		}
-		if resp.StatusCode != want {
+		case resp.StatusCode != want:
 			return strconv.Itoa(resp.StatusCode), false
-		}
-		if want == http.StatusOK && n == 0 {
+		case want == http.StatusOK && len(body) == 0:
 			return "empty_body", false
 		}
 		return "", false

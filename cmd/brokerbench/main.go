@@ -343,7 +343,7 @@ func run(ctx context.Context, o options, args []string) (*report, error) {
 	}
 
 	// 2. Refresh.
-	ref := newRefresher(e.client, e.issuer+"/auth/token", tokens, o.clients)
+	ref := newRefresher(strings.TrimPrefix(e.issuer, "http://"), tokens, o.clients)
 	if o.warmup > 0 {
 		logf("refresh warm-up: %d clients for %v", o.clients, o.warmup)
 		w := closedLoop(ctx, o.clients, o.warmup, ref.op)
