@@ -621,7 +621,7 @@ func setup(ctx context.Context, o options, rep *report) (e *env, cleanup func(),
 	}
 	undo = append(undo, e.stats.Close)
 	rep.Postgres = pgSettings(ctx, e.dbURL, rep.Postgres)
-	rep.Postgres.BrokerMaxConns = "broker default (pgxpool: max(4, NumCPU))"
+	rep.Postgres.BrokerMaxConns = "broker default: max(16, 4 × GOMAXPROCS)"
 	if o.maxConns > 0 {
 		rep.Postgres.BrokerMaxConns = fmt.Sprint(o.maxConns)
 	}
