@@ -69,24 +69,19 @@ func (s *Server) unrouted(mux *http.ServeMux) http.Handler {
 		if allow := probe.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		api := false
+		code, desc := "not_found", "No such endpoint."
+		if probe.status == http.StatusMethodNotAllowed {
+			code, desc = "method_not_allowed", "This endpoint does not accept this method; see the Allow header."
+		}
 		for _, p := range apiPrefixes {
-			api = api || r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/")
+			if r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/") {
+				s.writeAPIError(w, r, &apiError{Status: probe.status, Code: code, Description: desc})
+				return
+			}
 		}
-		switch {
-		case api && probe.status == http.StatusNotFound:
-			s.writeAPIError(w, r, &apiError{Status: http.StatusNotFound, Code: "not_found", Description: "No such endpoint."})
-		case api:
-			s.writeAPIError(w, r, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Description: "This endpoint does not accept this method; see the Allow header."})
-		case probe.status == http.StatusNotFound:
-			s.page(func(http.ResponseWriter, *http.Request) error {
-				return &pageError{Status: http.StatusNotFound, Code: "not_found"}
-			}).ServeHTTP(w, r)
-		default:
-			s.page(func(http.ResponseWriter, *http.Request) error {
-				return &pageError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed"}
-			}).ServeHTTP(w, r)
-		}
+		s.page(func(http.ResponseWriter, *http.Request) error {
+			return &pageError{Status: probe.status, Code: code}
+		}).ServeHTTP(w, r)
 	})
 }
 
