@@ -73,15 +73,16 @@ func (s *Server) unrouted(mux *http.ServeMux) http.Handler {
 		if probe.status == http.StatusMethodNotAllowed {
 			code, desc = "method_not_allowed", "This endpoint does not accept this method; see the Allow header."
 		}
+		// Not logged as failures (scanners ask for anything); the request
+		// log and the metrics still count them.
 		for _, p := range apiPrefixes {
 			if r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/") {
-				s.writeAPIError(w, r, &apiError{Status: probe.status, Code: code, Description: desc})
+				writeJSON(w, probe.status, map[string]string{"error": code, "error_description": desc})
 				return
 			}
 		}
-		s.page(func(http.ResponseWriter, *http.Request) error {
-			return &pageError{Status: probe.status, Code: code}
-		}).ServeHTTP(w, r)
+		w.Header().Set("Cache-Control", "no-store")
+		s.pages.Error(w, r, probe.status, code)
 	})
 }
 
