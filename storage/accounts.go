@@ -81,6 +81,7 @@ func (s *Store) UnlinkIdentity(ctx context.Context, userID, provider string, now
 // identity.
 func (s *Store) RemoveIdentity(ctx context.Context, provider, subject string, now time.Time) (found, userDeleted bool, err error) {
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		found, userDeleted = false, false // a rolled-back attempt may have set them
 		var userID string
 		err := tx.QueryRow(ctx, `DELETE FROM identities WHERE provider = $1 AND subject = $2 RETURNING user_id`,
 			provider, subject).Scan(&userID)

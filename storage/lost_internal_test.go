@@ -53,3 +53,15 @@ func TestClassifyDataExceptions(t *testing.T) {
 		}
 	}
 }
+
+func TestRolledBack(t *testing.T) {
+	for code, want := range map[string]bool{"40P01": true, "40001": true, "23505": false, "57P01": false} {
+		err := fmt.Errorf("tx: %w", &pgconn.PgError{Code: code})
+		if rolledBack(err) != want {
+			t.Errorf("rolledBack(%s) = %v, want %v", code, !want, want)
+		}
+	}
+	if !errors.Is(classify(&pgconn.PgError{Code: "40P01"}), ErrUnavailable) {
+		t.Error("a deadlock left after the retries is not answered as unavailable (503)")
+	}
+}

@@ -136,3 +136,84 @@ func TestLostConnectionsRecovered(t *testing.T) {
 		}
 	}
 }
+
+// A user deleted while one of their tokens rotates: the deletion locks the
+// session and waits for the token, the rotation holds the token and waits
+// for the session (its child's foreign key). Postgres aborts the deletion,
+// which waited first; the store runs it again once the rotation is done,
+// and the caller sees one successful deletion.
+func TestDeadlockVictimRetried(t *testing.T) {
+	t.Parallel()
+	url := storagetest.NewURL(t)
+	ctx := context.Background()
+	st, err := storage.Open(ctx, url, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	u, err := st.CreateUser(ctx, storage.NewUser{Now: now, Identity: storage.Identity{Provider: "kakao", Subject: "7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := st.CreateSession(ctx, storage.NewSession{UserID: u.ID, IDP: "kakao", TokenHash: hashOf("p"), Now: now, ExpiresAt: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The rotation, by hand: lock the parent token...
+	rot, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rot.Close(ctx)
+	tx, err := rot.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE refresh_tokens SET rotated_at = $2, child_hash = $3 WHERE hash = $1`, hashOf("p"), now, hashOf("c")); err != nil {
+		t.Fatal(err)
+	}
+	// ...while the deletion starts and waits for it...
+	deleted := make(chan error, 1)
+	go func() { deleted <- st.DeleteUser(ctx, u.ID, now) }()
+	waitForLockWait(t, url)
+	// ...then insert the child, which needs the session the deletion holds.
+	if _, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (hash, session_id, parent_hash, created_at) VALUES ($1, $2, $3, $4)`,
+		hashOf("c"), sess.ID, hashOf("p"), now); err != nil {
+		t.Fatalf("the rotation was the deadlock's victim, not the deletion: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("DeleteUser after a deadlock: %v", err)
+	}
+	if _, _, err := st.User(ctx, u.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the user is still there: %v", err)
+	}
+}
+
+// waitForLockWait returns once another session of the database waits for a
+// row lock.
+func waitForLockWait(t *testing.T, url string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for range 200 {
+		var n int
+		if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the deletion never waited for the token's lock")
+}

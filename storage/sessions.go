@@ -99,14 +99,9 @@ func (s *Store) Rotate(ctx context.Context, p RotateParams) (Rotation, error) {
 		return s.pool.QueryRow(ctx, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5)`,
 			p.Hash, p.Child, p.Now, p.Grace, p.Idle).Scan(&outcome, &sid, &uid, &idp, &expires)
 	}
-	var err error
-	if p.Grace >= time.Microsecond { // a repeat of a rotation that did commit is a retry within the grace (Postgres intervals count microseconds)
-		err = s.retry(ctx, rotate)
-	} else {
-		ctx, cancel := s.withTimeout(ctx)
-		defer cancel()
-		err = s.check(rotate(ctx))
-	}
+	// A repeat of a rotation that did commit is a retry within the grace
+	// (Postgres intervals count microseconds).
+	err := s.run(ctx, p.Grace >= time.Microsecond, rotate)
 	if err != nil {
 		return Rotation{}, err
 	}

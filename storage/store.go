@@ -123,8 +123,9 @@ func classify(err error) error {
 			// or too long value: the caller's input, not the server
 			return fmt.Errorf("%w: SQLSTATE %s", ErrInvalid, pgErr.Code)
 		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // admin/crash shutdown, cannot connect now
-			pgErr.Code[:2] == "08", // connection exceptions
-			pgErr.Code == "53300":  // too many connections
+			pgErr.Code[:2] == "08",                       // connection exceptions
+			pgErr.Code == "53300",                        // too many connections
+			pgErr.Code == "40P01", pgErr.Code == "40001": // still conflicting after run's attempts: try later
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		return err
@@ -170,19 +171,45 @@ func (s *Store) check(err error) error {
 	return classify(err)
 }
 
-// retry runs fn, and once more on a fresh connection when the first attempt
-// lost its connection. Only for statements that are safe to repeat: reads,
-// and the refresh rotation (repeated within the reuse grace it hands back
-// the same child).
-func (s *Store) retry(ctx context.Context, fn func(context.Context) error) error {
+// rolledBack reports whether Postgres aborted err's transaction to resolve
+// a conflict with another one (a deadlock, a serialization failure):
+// nothing of it was applied, and running it again is safe. A user deleted
+// while their sessions refresh is such a deadlock: the deletion locks
+// sessions then tokens, a rotation its token then (for the child's foreign
+// key) its session.
+func rolledBack(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// run runs fn, again when Postgres rolled it back to resolve a conflict
+// (at most three attempts in all), and, when repeatable, once more on a
+// fresh connection when an attempt lost its connection. Repeatable is for
+// statements whose repeat is harmless even if the lost attempt had
+// committed: reads, and the refresh rotation (repeated within the reuse
+// grace it hands back the same child).
+func (s *Store) run(ctx context.Context, repeatable bool, fn func(context.Context) error) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	lost := false
 	err := fn(ctx)
-	if connLost(err) && ctx.Err() == nil {
-		_ = s.check(err)
+	for attempt := 1; attempt < 3 && err != nil && ctx.Err() == nil; attempt++ {
+		switch {
+		case rolledBack(err):
+		case repeatable && !lost && connLost(err):
+			lost = true
+			_ = s.check(err) // marks the pool suspect
+		default:
+			return s.check(err)
+		}
 		err = fn(ctx)
 	}
 	return s.check(err)
+}
+
+// retry runs a statement that is safe to repeat (see run).
+func (s *Store) retry(ctx context.Context, fn func(context.Context) error) error {
+	return s.run(ctx, true, fn)
 }
 
 // withTimeout bounds one store call, so that an exhausted pool or a hung
@@ -193,7 +220,5 @@ func (s *Store) withTimeout(ctx context.Context) (context.Context, context.Cance
 
 // tx runs fn in one transaction.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	return s.check(pgx.BeginFunc(ctx, s.pool, fn))
+	return s.run(ctx, false, func(ctx context.Context) error { return pgx.BeginFunc(ctx, s.pool, fn) })
 }
