@@ -194,10 +194,12 @@ type SignIn struct {
 // starts a session with its first refresh token, in one statement.
 // ErrNotFound when the identity is unknown (a new user).
 func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
 	sess := Session{ID: NewID(), IDP: in.Provider, CreatedAt: in.Now, LastUsedAt: in.Now, ExpiresAt: in.ExpiresAt}
-	err := s.pool.QueryRow(ctx, `
+	// It locks the identity, then the user (the session's foreign key): a
+	// deletion of that user locks them the other way round. Not repeatable
+	// after a lost connection (it may have committed), but after a deadlock.
+	err := s.run(ctx, false, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, `
 		WITH i AS (
 			UPDATE identities SET grant_enc = COALESCE($3, grant_enc)
 			WHERE provider = $1 AND subject = $2
@@ -211,9 +213,10 @@ func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
 			SELECT $7, s.id, $5 FROM s
 		)
 		SELECT user_id FROM s`,
-		in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash).Scan(&sess.UserID)
+			in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash).Scan(&sess.UserID)
+	})
 	if err != nil {
-		return Session{}, s.check(err)
+		return Session{}, err
 	}
 	return sess, nil
 }
