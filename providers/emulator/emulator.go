@@ -296,8 +296,8 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 	if e.p.logout != "" {
 		mux.HandleFunc(e.p.logout, e.handleKakaoLogout)
 	}
-	mux.HandleFunc(attackerJWKSPath, e.handleAttackerJWKS)
-	mux.HandleFunc(attackerCertPath, e.handleAttackerCert)
+	mux.HandleFunc(attackerJWKSPath, e.handleAttacker)
+	mux.HandleFunc(attackerCertPath, e.handleAttacker)
 }
 
 // record stores every request in Calls before handling it.

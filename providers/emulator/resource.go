@@ -436,9 +436,11 @@ func (e *Emulator) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	e.writeJSON(w, http.StatusOK, map[string]any{"keys": keys}, false)
 }
 
-// handleAttackerJWKS publishes the attacker's public key at the jku of
-// JKUHeader tokens. Fetches are counted (AttackerJWKSFetches).
-func (e *Emulator) handleAttackerJWKS(w http.ResponseWriter, r *http.Request) {
+// handleAttacker serves the attacker's key where forged tokens point: a
+// JWKS at the jku of JKUHeader tokens, a self-signed certificate at the x5u
+// of X5UHeader tokens. Fetches are counted (AttackerJWKSFetches): a broker
+// must never make one.
+func (e *Emulator) handleAttacker(w http.ResponseWriter, r *http.Request) {
 	if !methodIn(r, http.MethodGet) {
 		methodNotAllowed(w, http.MethodGet)
 		return
@@ -446,25 +448,15 @@ func (e *Emulator) handleAttackerJWKS(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.attackerFetches++
 	k := e.attackerLocked()
-	e.mu.Unlock()
-	e.writeJSON(w, http.StatusOK, map[string]any{"keys": []json.RawMessage{k.publicJSON}}, false)
-}
-
-// handleAttackerCert serves a self-signed certificate for the attacker's key
-// at the x5u of X5UHeader tokens. Fetches are counted (AttackerJWKSFetches).
-func (e *Emulator) handleAttackerCert(w http.ResponseWriter, r *http.Request) {
-	if !methodIn(r, http.MethodGet) {
-		methodNotAllowed(w, http.MethodGet)
-		return
-	}
-	e.mu.Lock()
-	e.attackerFetches++
-	k := e.attackerLocked()
-	if e.attackerCert == nil {
+	if r.URL.Path == attackerCertPath && e.attackerCert == nil {
 		e.attackerCert = selfSignedPEM(k, e.now())
 	}
 	cert := e.attackerCert
 	e.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, _ = w.Write(cert)
+	if r.URL.Path == attackerCertPath {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(cert)
+		return
+	}
+	e.writeJSON(w, http.StatusOK, map[string]any{"keys": []json.RawMessage{k.publicJSON}}, false)
 }
