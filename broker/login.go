@@ -29,13 +29,23 @@ func queryParam(q url.Values, name string) (value string, ok bool) {
 	return "", false
 }
 
+// returnToParam is the request's return_to ("" when absent); a repeated
+// one is refused.
+func returnToParam(r *http.Request) (string, error) {
+	raw, ok := queryParam(r.URL.Query(), "return_to")
+	if !ok {
+		return "", &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: errDuplicateParam}
+	}
+	return raw, nil
+}
+
 // loginPage is GET / and GET /auth/login: one button per provider, each
 // carrying the (validated) return_to along.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
 	q := ""
-	raw, ok := queryParam(r.URL.Query(), "return_to")
-	if !ok {
-		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: errDuplicateParam}
+	raw, err := returnToParam(r)
+	if err != nil {
+		return err
 	}
 	if raw != "" {
 		rt, err := s.cfg.Redirects.Resolve(raw)
@@ -94,9 +104,9 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, linkUser stri
 	if !ok {
 		return &pageError{Status: http.StatusNotFound, Code: "unknown_provider"}
 	}
-	raw, ok := queryParam(r.URL.Query(), "return_to")
-	if !ok {
-		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: errDuplicateParam}
+	raw, err := returnToParam(r)
+	if err != nil {
+		return err
 	}
 	returnTo, err := s.cfg.Redirects.Resolve(raw)
 	if err != nil {
