@@ -57,6 +57,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	if code == "" || len(code) > 2048 {
 		return &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: errors.New("no code")}
 	}
+	if f.LinkUser != "" {
+		if err := s.checkLinkSession(w, r, f); err != nil {
+			return err
+		}
+	}
 	stateHash := sha256.Sum256([]byte(f.State))
 	err = s.store.UseOnce(r.Context(), storage.Once{Kind: "state", Hash: stateHash[:], Expires: time.Unix(f.Expires, 0)})
 	if errors.Is(err, storage.ErrConflict) {
@@ -159,10 +164,33 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, userID, idp, ret
 	return nil
 }
 
-// finishLink attaches a freshly proven identity to the signed-in user who
-// started the link. An identity owned by anyone is a 409: nothing changes.
+// checkLinkSession lets a link callback go on only in the browser that
+// holds the live refresh token of the session that started the link: a
+// flow cookie planted in another browser, or a session ended meanwhile
+// (logout, revocation, reuse), completes nothing.
+func (s *Server) checkLinkSession(w http.ResponseWriter, r *http.Request, f flowState) error {
+	vals := cookieValues(r, refreshCookie)
+	if len(vals) != 1 || f.LinkSession == "" {
+		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("link callback without the session that started it")}
+	}
+	sess, err := s.liveSession(r.Context(), vals[0])
+	if err != nil {
+		return err
+	}
+	if sess.Outcome == storage.Reused {
+		s.clearRefreshCookie(w)
+	}
+	if sess.Outcome != storage.Live || sess.SessionID != f.LinkSession || sess.UserID != f.LinkUser {
+		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("link callback from another session, or one that ended")}
+	}
+	return nil
+}
+
+// finishLink attaches a freshly proven identity to the user whose session
+// started the link, while that session is still live. An identity owned by
+// anyone is a 409: nothing changes.
 func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, f flowState, id providers.Identity, grantEnc []byte) error {
-	err := s.store.LinkIdentity(r.Context(), f.LinkUser, storage.Identity{
+	_, err := s.store.LinkIdentity(r.Context(), f.LinkSession, storage.Identity{
 		Provider: id.Provider, Subject: id.Subject, Profile: profileOf(id), GrantEnc: grantEnc,
 	}, s.now())
 	if errors.Is(err, storage.ErrConflict) {
@@ -175,7 +203,7 @@ func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, f flowState,
 	case errors.Is(err, storage.ErrConflict):
 		return &pageError{Status: http.StatusConflict, Code: "identity_conflict", Cause: err}
 	case errors.Is(err, storage.ErrNotFound):
-		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("linking user gone")}
+		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("linking session ended")}
 	case err != nil:
 		return err
 	}

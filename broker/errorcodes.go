@@ -37,7 +37,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "invalid_request", Status: 401, Surface: "page",
 		Endpoints: "GET /auth/link/{provider}, GET /auth/callback/{provider}",
-		When:      "link without exactly one usable refresh cookie (missing, duplicated, malformed, unknown, revoked, expired or idle session); a link callback whose user was deleted meanwhile",
+		When:      "link without exactly one live refresh cookie (missing, duplicated, malformed, unknown, revoked, expired or idle session, or an older generation of the session's token, which revokes the session); a link callback in a browser that does not hold the live token of the session that started the link, or after that session ended",
 	},
 	{
 		Code: "invalid_request", Status: 403, Surface: "page",
@@ -154,8 +154,8 @@ var ErrorCodes = []ErrorCode{
 	},
 	{
 		Code: "invalid_grant", Status: 401, Surface: "api",
-		Endpoints: "POST /auth/token (refresh, cookie or form)",
-		When:      "refresh token missing, malformed, unknown, expired (absolute or idle), revoked, or reused after reuse_grace (which also revokes the session); one identical body for all; the cookie variant clears the cookie",
+		Endpoints: "POST /auth/token (refresh, cookie or form), POST /auth/logout",
+		When:      "refresh token missing, malformed, unknown, expired (absolute or idle), revoked, or reused after reuse_grace (which also revokes the session); one identical body for all; the cookie variant clears the cookie. Logout answers it only for an older generation of a session's token (a reuse: that session is revoked, no other)",
 	},
 	{
 		Code: "invalid_grant", Status: 400, Surface: "api",

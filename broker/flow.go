@@ -24,13 +24,14 @@ const (
 // flowState is sealed into the state cookie by /auth/login/{provider} and
 // /auth/link/{provider}, and opened by the callback.
 type flowState struct {
-	Provider string `json:"p"`
-	State    string `json:"s"`
-	Nonce    string `json:"n,omitempty"`
-	Verifier string `json:"v,omitempty"`
-	ReturnTo string `json:"r"`
-	LinkUser string `json:"u,omitempty"` // set for linking: the signed-in user
-	Expires  int64  `json:"e"`           // unix seconds; checked besides securecookie's own timestamp
+	Provider    string `json:"p"`
+	State       string `json:"s"`
+	Nonce       string `json:"n,omitempty"`
+	Verifier    string `json:"v,omitempty"`
+	ReturnTo    string `json:"r"`
+	LinkUser    string `json:"u,omitempty"` // set for linking: the signed-in user
+	LinkSession string `json:"l,omitempty"` // and the session that started the link
+	Expires     int64  `json:"e"`           // unix seconds; checked besides securecookie's own timestamp
 }
 
 // pendingSignup is sealed into the signup cookie when a new identity has to

@@ -68,35 +68,62 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
 
 // loginStart is GET /auth/login/{provider}.
 func (s *Server) loginStart(w http.ResponseWriter, r *http.Request) error {
-	return s.startFlow(w, r, "")
+	return s.startFlow(w, r, storage.Rotation{})
 }
 
 // linkStart is GET /auth/link/{provider}: the same dance for a signed-in
-// user (known by the refresh cookie), ending with the identity linked.
+// user, ending with the identity linked. Only the session's live refresh
+// token starts a link (an older one is a reuse and revokes the session),
+// and a start that another site sent the browser to is first confirmed on
+// the broker's own page, so no site can link an account silently.
 func (s *Server) linkStart(w http.ResponseWriter, r *http.Request) error {
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		return s.confirmLink(w, r)
+	}
 	vals := cookieValues(r, refreshCookie)
 	if len(vals) != 1 {
 		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("link without a signed-in session")}
 	}
-	tok, err := decodeToken(vals[0])
-	if err != nil {
-		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: err}
-	}
-	sess, err := s.store.SessionByToken(r.Context(), hashToken(tok))
-	if errors.Is(err, storage.ErrNotFound) {
-		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: err}
-	}
+	sess, err := s.liveSession(r.Context(), vals[0])
 	if err != nil {
 		return err
 	}
-	now := s.now()
-	if sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) || !now.Before(sess.LastUsedAt.Add(s.cfg.Tokens.RefreshIdleTTL)) {
-		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("link with an ended session")}
+	if sess.Outcome != storage.Live {
+		if sess.Outcome == storage.Reused {
+			s.clearRefreshCookie(w)
+		}
+		return &pageError{Status: http.StatusUnauthorized, Code: "invalid_request", Cause: errors.New("link with a refresh token that is " + string(sess.Outcome))}
 	}
-	return s.startFlow(w, r, sess.UserID)
+	return s.startFlow(w, r, sess)
 }
 
-func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, linkUser string) error {
+// confirmLink shows the link confirmation page for a cross-site start. Its
+// button repeats the same request from the broker's own origin.
+func (s *Server) confirmLink(w http.ResponseWriter, r *http.Request) error {
+	p, ok := s.providers.Get(r.PathValue("provider"))
+	if !ok {
+		return &pageError{Status: http.StatusNotFound, Code: "unknown_provider"}
+	}
+	raw, err := returnToParam(r)
+	if err != nil {
+		return err
+	}
+	returnTo, err := s.cfg.Redirects.Resolve(raw)
+	if err != nil {
+		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
+	}
+	name := p.DisplayName()
+	if name == "" {
+		name = p.Name()
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.pages.LinkConfirm(w, r, web.LinkConfirmPage{Provider: name, ContinueHref: r.URL.RequestURI(), CancelHref: returnTo})
+	return nil
+}
+
+// startFlow sends the browser to the provider. link is the signed-in
+// session a link belongs to (zero for a login).
+func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, link storage.Rotation) error {
 	if !s.limit(s.limits.login, r, w) {
 		return &pageError{Status: http.StatusTooManyRequests, Code: "rate_limited"}
 	}
@@ -121,7 +148,8 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, linkUser stri
 		}
 	}
 	f := flowState{
-		Provider: p.Name(), State: randomString(32), ReturnTo: returnTo, LinkUser: linkUser,
+		Provider: p.Name(), State: randomString(32), ReturnTo: returnTo,
+		LinkUser: link.UserID, LinkSession: link.SessionID,
 		Expires: s.now().Add(flowCookieTTL).Unix(),
 	}
 	challenge := ""

@@ -1,12 +1,15 @@
 package broker
 
 import (
+	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+
+	"github.com/socialbroker/broker/storage"
 )
 
 // Refresh tokens are 256 random bits, base64url without padding (43
@@ -35,12 +38,15 @@ func newRefreshToken() []byte {
 
 func encodeToken(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
+// decodeToken accepts a refresh token only in its canonical form: 43
+// base64url characters whose unused trailing bits are zero (Strict), so
+// exactly one spelling exists for each token.
 func decodeToken(s string) ([]byte, error) {
 	if len(s) != base64.RawURLEncoding.EncodedLen(refreshTokenBytes) {
 		return nil, errMalformedToken
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) != refreshTokenBytes {
 		return nil, errMalformedToken
 	}
 	return b, nil
@@ -63,4 +69,26 @@ func (k refreshKeys) childOf(parent []byte) []byte {
 func NewRefreshToken() (token string, hash []byte) {
 	b := newRefreshToken()
 	return encodeToken(b), hashToken(b)
+}
+
+// liveSession judges a refresh token presented to an endpoint that does
+// not rotate it (link, logout). Only a storage.Live outcome stands for the
+// session; an older generation has revoked the session (a reuse, logged
+// like one at the token endpoint), and a malformed token is Unknown.
+func (s *Server) liveSession(ctx context.Context, raw string) (storage.Rotation, error) {
+	tok, err := decodeToken(raw)
+	if err != nil {
+		return storage.Rotation{Outcome: storage.Unknown}, nil
+	}
+	rot, err := s.store.CheckRefresh(ctx, storage.CheckParams{
+		Hash: hashToken(tok), Now: s.now(), Grace: s.cfg.Tokens.ReuseGrace, Idle: s.cfg.Tokens.RefreshIdleTTL,
+	})
+	if err != nil {
+		return storage.Rotation{}, err
+	}
+	if rot.Outcome == storage.Reused {
+		s.metrics.refreshes.WithLabelValues(string(storage.Reused)).Inc()
+		s.log.Warn("old refresh token presented: session revoked", "sid", rot.SessionID)
+	}
+	return rot, nil
 }

@@ -104,7 +104,13 @@ func TestLostConnectionsRecovered(t *testing.T) {
 			return err
 		}},
 		{"User", func(st *storage.Store) error { _, _, err := st.User(ctx, u.ID); return err }},
-		{"SessionByToken", func(st *storage.Store) error { _, err := st.SessionByToken(ctx, hashOf("t0")); return err }},
+		{"CheckRefresh", func(st *storage.Store) error {
+			r, err := st.CheckRefresh(ctx, storage.CheckParams{Hash: hashOf("t0"), Now: now, Grace: 10 * time.Second, Idle: time.Hour})
+			if err == nil && r.Outcome != storage.Live {
+				err = errors.New("outcome " + string(r.Outcome))
+			}
+			return err
+		}},
 		{"SigningKeys", func(st *storage.Store) error { _, err := st.SigningKeys(ctx); return err }},
 		{"Rotate", func(st *storage.Store) error {
 			r, err := st.Rotate(ctx, storage.RotateParams{Hash: hashOf("t0"), Child: hashOf("t1"), Now: now, Grace: 10 * time.Second, Idle: time.Hour})

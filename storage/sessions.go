@@ -60,6 +60,7 @@ const (
 	Revoked Outcome = "revoked"
 	Expired Outcome = "expired" // absolute or idle lifetime over
 	Unknown Outcome = "unknown"
+	Live    Outcome = "live" // CheckRefresh: the token stands for its live session
 )
 
 // Rotation is the result of Rotate.
@@ -89,19 +90,24 @@ type RotateParams struct {
 // one rotates, the others see a retry within the grace (same child) or a
 // reuse after it; there are never two live children.
 func (s *Store) Rotate(ctx context.Context, p RotateParams) (Rotation, error) {
+	// A repeat of a rotation that did commit is a retry within the grace
+	// (Postgres intervals count microseconds).
+	return s.judge(ctx, p.Grace >= time.Microsecond, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5)`,
+		p.Hash, p.Child, p.Now, p.Grace, p.Idle)
+}
+
+// judge runs one of the refresh-token functions, which answer (outcome,
+// session_id, user_id, idp, expires_at).
+func (s *Store) judge(ctx context.Context, repeatable bool, sql string, args ...any) (Rotation, error) {
 	var (
 		r             Rotation
 		outcome       string
 		sid, uid, idp *string
 		expires       *time.Time
 	)
-	rotate := func(ctx context.Context) error {
-		return s.pool.QueryRow(ctx, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5)`,
-			p.Hash, p.Child, p.Now, p.Grace, p.Idle).Scan(&outcome, &sid, &uid, &idp, &expires)
-	}
-	// A repeat of a rotation that did commit is a retry within the grace
-	// (Postgres intervals count microseconds).
-	err := s.run(ctx, p.Grace >= time.Microsecond, rotate)
+	err := s.run(ctx, repeatable, func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, sql, args...).Scan(&outcome, &sid, &uid, &idp, &expires)
+	})
 	if err != nil {
 		return Rotation{}, err
 	}
@@ -112,16 +118,22 @@ func (s *Store) Rotate(ctx context.Context, p RotateParams) (Rotation, error) {
 	return r, nil
 }
 
-// SessionByToken returns the session a refresh token (any generation)
-// belongs to.
-func (s *Store) SessionByToken(ctx context.Context, hash []byte) (Session, error) {
-	var x Session
-	err := s.retry(ctx, func(ctx context.Context) error {
-		return scanSession(s.pool.QueryRow(ctx, `
-			SELECT s.id, s.user_id, s.idp, s.created_at, s.last_used_at, s.expires_at, s.revoked_at
-			FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = $1`, hash), &x)
-	})
-	return x, err
+// CheckParams are the inputs of one CheckRefresh.
+type CheckParams struct {
+	Hash  []byte // SHA-256 of the presented token
+	Now   time.Time
+	Grace time.Duration
+	Idle  time.Duration
+}
+
+// CheckRefresh judges a refresh token presented to an endpoint that does
+// not rotate it (link, logout), in one statement (broker_check_refresh).
+// Live: the token is the session's newest, or its parent within the grace
+// while the child is unused. Reused: an older generation; the session has
+// been revoked, as a rotation would. Revoked, Expired, Unknown as for
+// Rotate. Only a Live outcome stands for a signed-in session.
+func (s *Store) CheckRefresh(ctx context.Context, p CheckParams) (Rotation, error) {
+	return s.judge(ctx, true, `SELECT * FROM broker_check_refresh($1, $2, $3, $4)`, p.Hash, p.Now, p.Grace, p.Idle)
 }
 
 // Session returns one session by id.

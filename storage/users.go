@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,17 +72,27 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
 	return u, nil
 }
 
-// LinkIdentity attaches an identity to an existing user. ErrConflict if the
-// identity belongs to anyone (including this user); ErrNotFound if the user
-// is gone.
-func (s *Store) LinkIdentity(ctx context.Context, userID string, ident Identity, now time.Time) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		var one int
-		if err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1 FOR SHARE`, userID).Scan(&one); err != nil {
+// LinkIdentity attaches an identity to the user of a signed-in session. It
+// links only while that session is live at now (not revoked, not past its
+// absolute lifetime) and holds the session row while it does, so a logout
+// or revocation committed first stops the link, and one that comes later
+// finds it done. ErrConflict if the identity belongs to anyone (including
+// this user); ErrNotFound if the session has ended or is gone.
+func (s *Store) LinkIdentity(ctx context.Context, sessionID string, ident Identity, now time.Time) (userID string, err error) {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			SELECT user_id FROM sessions
+			WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2
+			FOR SHARE`, sessionID, now).Scan(&userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("live session: %w", ErrNotFound)
+		}
+		if err != nil {
 			return err
 		}
 		return insertIdentity(ctx, tx, userID, ident, now)
 	})
+	return userID, err
 }
 
 // insertIdentity inserts an identity and cancels any revocation still

@@ -79,6 +79,10 @@ var ui = map[string]map[string]string{
 		"signup_submit":    "가입하기",
 		"error_back":       "로그인 화면으로 돌아가기",
 		"error_code_label": "오류 코드",
+		"link_title":       "계정 연결",
+		"link_lead":        "지금 로그인한 계정에 %s 계정을 연결할까요? 직접 요청하지 않았다면 취소하세요.",
+		"link_continue":    "연결하기",
+		"link_cancel":      "취소",
 	},
 	langEN: {
 		"login_title":      "Sign in",
@@ -91,6 +95,10 @@ var ui = map[string]map[string]string{
 		"signup_submit":    "Create account",
 		"error_back":       "Back to sign in",
 		"error_code_label": "Error code",
+		"link_title":       "Link an account",
+		"link_lead":        "Link a %s account to the account you are signed in with? If you did not ask for this, cancel.",
+		"link_continue":    "Link account",
+		"link_cancel":      "Cancel",
 	},
 }
 

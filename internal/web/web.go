@@ -26,6 +26,7 @@ const (
 	pageLogin  = "login.html"
 	pageSignup = "signup.html"
 	pageError  = "error.html"
+	pageLink   = "link.html"
 )
 
 // loginPath is where the error page sends the user to start again.
@@ -41,7 +42,7 @@ type Renderer struct {
 // broker refuses to start rather than failing on the first request.
 func New() (*Renderer, error) {
 	r := &Renderer{pages: make(map[string]*template.Template)}
-	for _, name := range []string{pageLogin, pageSignup, pageError} {
+	for _, name := range []string{pageLogin, pageSignup, pageError, pageLink} {
 		t, err := template.New(name).Option("missingkey=error").ParseFS(templates.FS, name, "layout.html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse %s: %w", name, err)
@@ -196,6 +197,26 @@ func (r *Renderer) Signup(w http.ResponseWriter, req *http.Request, status int, 
 		status = http.StatusOK
 	}
 	r.render(w, req, status, pageSignup, d)
+}
+
+// LinkConfirmPage is the data of the page that asks a signed-in user to
+// confirm a link that another site started.
+type LinkConfirmPage struct {
+	Provider     string // display name of the provider to link
+	ContinueHref string // the link start again, now from the broker's own page
+	CancelHref   string
+}
+
+type linkData struct {
+	base
+	Lead, ContinueHref, CancelHref string
+}
+
+// LinkConfirm renders the link confirmation page (200).
+func (r *Renderer) LinkConfirm(w http.ResponseWriter, req *http.Request, page LinkConfirmPage) {
+	d := linkData{base: newBase(req), ContinueHref: page.ContinueHref, CancelHref: page.CancelHref}
+	d.Lead = fmt.Sprintf(d.T["link_lead"], page.Provider)
+	r.render(w, req, http.StatusOK, pageLink, d)
 }
 
 type errorData struct {

@@ -24,6 +24,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *storage.Store) {
 		{"UsersAndIdentities", testUsersAndIdentities},
 		{"IdentityConflictCreatesNothing", testIdentityConflict},
 		{"LinkIdentity", testLinkIdentity},
+		{"CheckRefresh", testCheckRefresh},
 		{"SignIn", testSignIn},
 		{"RotateLifecycle", testRotateLifecycle},
 		{"RotateConcurrent", testRotateConcurrent},
@@ -138,18 +139,84 @@ func testLinkIdentity(t *testing.T, st *storage.Store) {
 	ctx := context.Background()
 	a := newUser(t, st, "kakao", "a")
 	b := newUser(t, st, "kakao", "b")
-	if err := st.LinkIdentity(ctx, a.ID, storage.Identity{Provider: "naver", Subject: "na"}, t0); err != nil {
-		t.Fatal(err)
+	sa := newSession(t, st, a.ID, "la")
+	sb := newSession(t, st, b.ID, "lb")
+	if got, err := st.LinkIdentity(ctx, sa.ID, storage.Identity{Provider: "naver", Subject: "na"}, t0); err != nil || got != a.ID {
+		t.Fatalf("link = %q, %v; want %q", got, err, a.ID)
 	}
 	// Another user's identity: conflict, nothing changes.
-	if err := st.LinkIdentity(ctx, b.ID, storage.Identity{Provider: "naver", Subject: "na"}, t0); !errors.Is(err, storage.ErrConflict) {
+	if _, err := st.LinkIdentity(ctx, sb.ID, storage.Identity{Provider: "naver", Subject: "na"}, t0); !errors.Is(err, storage.ErrConflict) {
 		t.Fatalf("link taken identity: err = %v, want ErrConflict", err)
 	}
 	if got, _ := st.IdentityUser(ctx, "naver", "na"); got != a.ID {
 		t.Fatalf("owner after refused link: got %q, want %q", got, a.ID)
 	}
-	if err := st.LinkIdentity(ctx, "ghost", storage.Identity{Provider: "google", Subject: "g"}, t0); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("link to missing user: err = %v, want ErrNotFound", err)
+	if _, err := st.LinkIdentity(ctx, "ghost", storage.Identity{Provider: "google", Subject: "g"}, t0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("link from a missing session: err = %v, want ErrNotFound", err)
+	}
+	// A session that ended (logout, revocation, absolute lifetime) links nothing.
+	if err := st.RevokeSession(ctx, sb.ID, t0, "logout"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.LinkIdentity(ctx, sb.ID, storage.Identity{Provider: "google", Subject: "gb"}, t0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("link from a revoked session: err = %v, want ErrNotFound", err)
+	}
+	if _, err := st.LinkIdentity(ctx, sa.ID, storage.Identity{Provider: "google", Subject: "ga"}, t0.Add(24*time.Hour)); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("link from an expired session: err = %v, want ErrNotFound", err)
+	}
+	if n := count(t, st, `SELECT count(*) FROM identities WHERE provider = 'google'`); n != 0 {
+		t.Fatalf("identities linked from ended sessions: got %d, want 0", n)
+	}
+}
+
+// testCheckRefresh: only a session's live token (or its parent within the
+// grace while the child is unused) stands for the session; an older
+// generation revokes it, as a rotation would.
+func testCheckRefresh(t *testing.T, st *storage.Store) {
+	ctx := context.Background()
+	check := func(tok string, now time.Time) storage.Rotation {
+		t.Helper()
+		r, err := st.CheckRefresh(ctx, storage.CheckParams{Hash: h(tok), Now: now, Grace: 10 * time.Second, Idle: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	u := newUser(t, st, "kakao", "chk")
+	s := newSession(t, st, u.ID, "c0")
+	if r := check("c0", t0); r.Outcome != storage.Live || r.SessionID != s.ID || r.UserID != u.ID {
+		t.Fatalf("fresh token = %+v, want live for %s", r, s.ID)
+	}
+	rotate(t, st, "c0", "c1", t0.Add(time.Second))
+	if r := check("c0", t0.Add(5*time.Second)); r.Outcome != storage.Live {
+		t.Fatalf("parent within the grace = %s, want live", r.Outcome)
+	}
+	if r := check("c1", t0.Add(5*time.Second)); r.Outcome != storage.Live {
+		t.Fatalf("child = %s, want live", r.Outcome)
+	}
+	rotate(t, st, "c1", "c2", t0.Add(6*time.Second))
+	// c0 is now two generations old: a reuse even inside the grace.
+	if r := check("c0", t0.Add(7*time.Second)); r.Outcome != storage.Reused {
+		t.Fatalf("grandparent = %s, want reused", r.Outcome)
+	}
+	if r := check("c2", t0.Add(7*time.Second)); r.Outcome != storage.Revoked {
+		t.Fatalf("live token after a reuse = %s, want revoked", r.Outcome)
+	}
+	if r := check("nope", t0); r.Outcome != storage.Unknown {
+		t.Fatalf("unknown token = %s, want unknown", r.Outcome)
+	}
+	// A parent past the grace is a reuse.
+	u2 := newUser(t, st, "kakao", "chk2")
+	newSession(t, st, u2.ID, "d0")
+	rotate(t, st, "d0", "d1", t0)
+	if r := check("d0", t0.Add(11*time.Second)); r.Outcome != storage.Reused {
+		t.Fatalf("parent past the grace = %s, want reused", r.Outcome)
+	}
+	// Idle and absolute lifetimes end the session for this check too.
+	u3 := newUser(t, st, "kakao", "chk3")
+	newSession(t, st, u3.ID, "e0")
+	if r := check("e0", t0.Add(time.Hour)); r.Outcome != storage.Expired {
+		t.Fatalf("idle session = %s, want expired", r.Outcome)
 	}
 }
 
@@ -273,7 +340,7 @@ func testRevokeAndDelete(t *testing.T, st *storage.Store) {
 	ctx := context.Background()
 	u := newUser(t, st, "kakao", "d")
 	s1 := newSession(t, st, u.ID, "x1")
-	newSession(t, st, u.ID, "x2")
+	s2 := newSession(t, st, u.ID, "x2")
 	if err := st.RevokeSession(ctx, s1.ID, t0, "logout"); err != nil {
 		t.Fatal(err)
 	}
@@ -287,9 +354,9 @@ func testRevokeAndDelete(t *testing.T, st *storage.Store) {
 	if err != nil || n != 1 {
 		t.Fatalf("RevokeUserSessions = %d, %v; want 1", n, err)
 	}
-	got, err := st.SessionByToken(ctx, h("x2"))
+	got, err := st.Session(ctx, s2.ID)
 	if err != nil || got.RevokedAt == nil {
-		t.Fatalf("SessionByToken(parent) = %+v, %v; want the revoked session", got, err)
+		t.Fatalf("Session(s2) = %+v, %v; want the revoked session", got, err)
 	}
 	if err := st.DeleteUser(ctx, u.ID, t0); err != nil {
 		t.Fatal(err)
@@ -385,8 +452,8 @@ func testCleanup(t *testing.T, st *storage.Store) {
 	if _, err := st.Session(ctx, live.ID); err != nil {
 		t.Fatalf("live session gone: %v", err)
 	}
-	if _, err := st.SessionByToken(ctx, h("dead")); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("revoked session's token: err = %v, want ErrNotFound", err)
+	if n := count(t, st, `SELECT count(*) FROM refresh_tokens WHERE hash = $1`, h("dead")); n != 0 {
+		t.Fatalf("revoked session's tokens left: got %d, want 0", n)
 	}
 }
 
