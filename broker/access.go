@@ -7,11 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/socialbroker/broker/internal/compact"
 )
 
 // accessClaims are the claims of an access token (contract §5). No
@@ -79,20 +79,16 @@ var errBadAccessToken = errors.New("invalid access token")
 // published kid, typ at+jwt, our issuer and audience, and its times.
 func (s *Server) verifyAccessToken(raw string) (accessClaims, error) {
 	var c accessClaims
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return c, fmt.Errorf("%w: not a compact JWS", errBadAccessToken)
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	parts, err := compact.Decode(raw)
 	if err != nil {
-		return c, fmt.Errorf("%w: header", errBadAccessToken)
+		return c, fmt.Errorf("%w: %w", errBadAccessToken, err)
 	}
 	var hdr struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 		Typ string `json:"typ"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(hb))
+	dec := json.NewDecoder(bytes.NewReader(parts.Header))
 	if err := dec.Decode(&hdr); err != nil {
 		return c, fmt.Errorf("%w: header", errBadAccessToken)
 	}

@@ -3,13 +3,19 @@ package broker
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
+	"github.com/socialbroker/broker/internal/compact"
 	"github.com/socialbroker/broker/providers"
 	"github.com/socialbroker/broker/storage"
 )
+
+// maxExchangedIDTokenLife bounds how far in the future an exchanged
+// id_token's exp may lie (Google's live 1 h, Kakao's 12 h).
+const maxExchangedIDTokenLife = 24 * time.Hour
 
 const (
 	tokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
@@ -33,6 +39,10 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 		return errBadRequest("invalid_request", "This provider does not issue id_tokens.")
 	}
 	raw := f.Get("subject_token")
+	parts, err := compact.Decode(raw)
+	if err != nil {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: err}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
 	defer cancel()
 	id, err := v.VerifyIDToken(ctx, raw, f.Get("nonce"))
@@ -47,9 +57,21 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: err}
 	}
 	id.Provider = p.Name()
-	sum := sha256.Sum256([]byte(raw))
-	// Remembered until the id_token would have expired (bounded to a day).
-	err = s.store.UseOnce(r.Context(), storage.Once{Kind: "id_token", Hash: sum[:], Expires: s.now().Add(24 * time.Hour)})
+	// The token is remembered by its verified claims, not its spelling, until
+	// its own exp; one living longer than any provider issues is refused, so
+	// the memory is bounded.
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if err := json.Unmarshal(parts.Payload, &claims); err != nil {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: err}
+	}
+	exp := time.Unix(claims.Exp, 0)
+	if exp.Sub(s.now()) > maxExchangedIDTokenLife {
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: errors.New("id_token lives longer than a day")}
+	}
+	sum := sha256.Sum256(append([]byte(id.Provider+"\x00"), parts.Payload...))
+	err = s.store.UseOnce(r.Context(), storage.Once{Kind: "id_token", Hash: sum[:], Expires: exp})
 	if errors.Is(err, storage.ErrConflict) {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: errors.New("id_token replayed")}
 	}
