@@ -12,15 +12,25 @@ import (
 	"time"
 )
 
-// Limiter allows n requests per period per key, in bursts up to n.
-// A nil *Limiter allows everything.
+// Limiter allows n requests per period per key, in bursts up to n. Keys
+// that are IPv6 addresses count per /64 (one subscriber's allocation, where
+// every address is the same client). A nil *Limiter allows everything.
+//
+// It remembers at most maxKeys buckets: a client spreading requests over
+// ever new addresses cannot grow it without bound. When it is full, a
+// random bucket is forgotten to make room, which only ever grants that key
+// its full burst again.
 type Limiter struct {
 	interval time.Duration // time to earn one request
 	tau      time.Duration // burst tolerance
+	maxKeys  int
 	mu       sync.Mutex
 	tat      map[string]time.Time // theoretical arrival time per key
 	swept    time.Time
 }
+
+// DefaultMaxKeys is how many buckets a limiter keeps at most (a few MiB).
+const DefaultMaxKeys = 100_000
 
 // New returns a limiter of n requests per period, or nil when n <= 0 (off).
 func New(n int, period time.Duration) *Limiter {
@@ -28,7 +38,29 @@ func New(n int, period time.Duration) *Limiter {
 		return nil
 	}
 	iv := period / time.Duration(n)
-	return &Limiter{interval: iv, tau: iv * time.Duration(n), tat: map[string]time.Time{}}
+	return &Limiter{interval: iv, tau: iv * time.Duration(n), maxKeys: DefaultMaxKeys, tat: map[string]time.Time{}}
+}
+
+// WithMaxKeys sets how many buckets l keeps at most.
+func (l *Limiter) WithMaxKeys(n int) *Limiter {
+	if l != nil && n > 0 {
+		l.maxKeys = n
+	}
+	return l
+}
+
+// bucket is the key a client address counts under: an IPv6 address by its
+// /64, anything else as it is.
+func bucket(key string) string {
+	a, err := netip.ParseAddr(key)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return key
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return key
+	}
+	return p.String()
 }
 
 // Allow records one request for key at now. When refused, retryAfter says
@@ -37,10 +69,17 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, retryAfter time.Dur
 	if l == nil {
 		return true, 0
 	}
+	key = bucket(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
-	tat := l.tat[key]
+	tat, known := l.tat[key]
+	if !known && len(l.tat) >= l.maxKeys {
+		for k := range l.tat { // map order is random: O(1) per eviction
+			delete(l.tat, k)
+			break
+		}
+	}
 	if tat.Before(now) {
 		tat = now
 	}

@@ -60,3 +60,45 @@ func TestClientAddr(t *testing.T) {
 		}
 	}
 }
+
+// IPv6 clients count per /64: new addresses from one allocation share
+// one bucket; another /64 and IPv4 addresses count on their own.
+func TestLimiterIPv6PerSlash64(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := New(2, time.Minute)
+	for _, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"} {
+		if ok, _ := l.Allow(a, now); !ok {
+			t.Fatalf("%s: refused within the burst", a)
+		}
+	}
+	if ok, _ := l.Allow("2001:db8:1:2:dead:beef::7", now); ok {
+		t.Fatal("a third address of the same /64 was allowed past the burst")
+	}
+	for _, a := range []string{"2001:db8:1:3::1", "192.0.2.1", "192.0.2.2"} {
+		if ok, _ := l.Allow(a, now); !ok {
+			t.Fatalf("%s: refused, but it is another client", a)
+		}
+	}
+}
+
+// The limiter's memory is bounded however many clients it sees.
+func TestLimiterBoundedMemory(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := New(1, time.Hour).WithMaxKeys(100)
+	for i := range 10_000 {
+		a := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		if ok, _ := l.Allow(a.String(), now); !ok {
+			t.Fatalf("%s: refused on its first request", a)
+		}
+	}
+	if n := len(l.tat); n > 100 {
+		t.Fatalf("buckets = %d, want at most 100", n)
+	}
+	// A client still in memory keeps its limit.
+	if ok, _ := l.Allow("198.51.100.1", now); !ok {
+		t.Fatal("new client refused")
+	}
+	if ok, _ := l.Allow("198.51.100.1", now); ok {
+		t.Fatal("second request within the period allowed")
+	}
+}
