@@ -26,8 +26,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	var f flowState
-	err := s.readFlowCookie(r, stateCookie, &f, func() int64 { return f.Expires })
-	s.clearFlowCookie(w, stateCookie, callbackPath)
+	err := s.readFlowCookie(r, s.stateCookie, &f, func() int64 { return f.Expires })
+	s.clearFlowCookie(w, s.stateCookie)
 	if err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "invalid_state", Cause: err}
 	}
@@ -123,7 +123,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 		Provider: name, Subject: id.Subject, Name: id.Name, Picture: id.Picture, GrantEnc: grantEnc,
 		ReturnTo: f.ReturnTo, CSRF: randomString(32), Expires: s.now().Add(flowCookieTTL).Unix(),
 	}
-	if err := s.setFlowCookie(w, signupCookie, signupPath, ps); err != nil {
+	if err := s.setFlowCookie(w, s.signupCookie, ps); err != nil {
 		return err
 	}
 	s.metrics.logins.WithLabelValues(name, "signup_form").Inc()

@@ -15,11 +15,23 @@ import (
 // until a callback succeeds, and a broker restart loses nothing.
 const (
 	flowCookieTTL = 10 * time.Minute
-	stateCookie   = "broker_login"
-	signupCookie  = "broker_signup"
 	callbackPath  = "/auth/callback/"
 	signupPath    = "/auth/signup"
 )
+
+// flowCookie names a flow cookie and the path it is sent to.
+type flowCookie struct{ name, path string }
+
+// flowCookies returns the state and signup cookies. Under an https issuer
+// they carry the __Host- prefix, which browsers accept only when set by
+// this very host over https with Path=/ and no Domain: a sibling subdomain
+// or a plain-http page cannot plant one (login and link CSRF).
+func flowCookies(httpsIssuer bool) (state, signup flowCookie) {
+	if httpsIssuer {
+		return flowCookie{"__Host-broker_login", "/"}, flowCookie{"__Host-broker_signup", "/"}
+	}
+	return flowCookie{"broker_login", callbackPath}, flowCookie{"broker_signup", signupPath}
+}
 
 // flowState is sealed into the state cookie by /auth/login/{provider} and
 // /auth/link/{provider}, and opened by the callback.
@@ -64,36 +76,36 @@ func equalStrings(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-func (s *Server) setFlowCookie(w http.ResponseWriter, name, path string, v any) error {
-	enc, err := s.cookies.Encode(name, v)
+func (s *Server) setFlowCookie(w http.ResponseWriter, c flowCookie, v any) error {
+	enc, err := s.cookies.Encode(c.name, v)
 	if err != nil {
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: enc, Path: path, MaxAge: int(flowCookieTTL / time.Second),
+		Name: c.name, Value: enc, Path: c.path, MaxAge: int(flowCookieTTL / time.Second),
 		HttpOnly: true, Secure: s.cfg.Cookies.Secure, SameSite: http.SameSiteLaxMode,
 	})
 	return nil
 }
 
-func (s *Server) clearFlowCookie(w http.ResponseWriter, name, path string) {
+func (s *Server) clearFlowCookie(w http.ResponseWriter, c flowCookie) {
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: "", Path: path, MaxAge: -1,
+		Name: c.name, Value: "", Path: c.path, MaxAge: -1,
 		HttpOnly: true, Secure: s.cfg.Cookies.Secure, SameSite: http.SameSiteLaxMode,
 	})
 }
 
 var errFlowCookie = errors.New("flow cookie missing, duplicated, forged or expired")
 
-// readFlowCookie opens exactly one sealed cookie named name into v. A
+// readFlowCookie opens exactly one sealed cookie c into v. A
 // duplicated name is refused: which one the browser put first is not
 // something to guess about.
-func (s *Server) readFlowCookie(r *http.Request, name string, v any, expires func() int64) error {
-	vals := cookieValues(r, name)
+func (s *Server) readFlowCookie(r *http.Request, c flowCookie, v any, expires func() int64) error {
+	vals := cookieValues(r, c.name)
 	if len(vals) != 1 {
 		return errFlowCookie
 	}
-	if err := s.cookies.Decode(name, vals[0], v); err != nil {
+	if err := s.cookies.Decode(c.name, vals[0], v); err != nil {
 		return errFlowCookie
 	}
 	if s.now().Unix() >= expires() {

@@ -86,11 +86,11 @@ func FuzzFlowCookie(f *testing.F) {
 		var err error
 		if g.name == stateCookie {
 			var fs flowState
-			err = srv.readFlowCookie(fuzzCookieRequest(g.name, g.value), g.name, &fs, func() int64 { return fs.Expires })
+			err = srv.readFlowCookie(fuzzCookieRequest(g.name, g.value), flowCookie{name: g.name}, &fs, func() int64 { return fs.Expires })
 			got = fs
 		} else {
 			var ps pendingSignup
-			err = srv.readFlowCookie(fuzzCookieRequest(g.name, g.value), g.name, &ps, func() int64 { return ps.Expires })
+			err = srv.readFlowCookie(fuzzCookieRequest(g.name, g.value), flowCookie{name: g.name}, &ps, func() int64 { return ps.Expires })
 			got = ps
 		}
 		if err != nil || !isGenuine(g.name, got) {
@@ -148,10 +148,10 @@ func FuzzFlowCookie(f *testing.F) {
 			var rps pendingSignup
 			var rerr error
 			if name == stateCookie {
-				rerr = srv.readFlowCookie(fuzzCookieRequest(name, value), name, &rfs, func() int64 { return rfs.Expires })
+				rerr = srv.readFlowCookie(fuzzCookieRequest(name, value), flowCookie{name: name}, &rfs, func() int64 { return rfs.Expires })
 				opened = rfs
 			} else {
-				rerr = srv.readFlowCookie(fuzzCookieRequest(name, value), name, &rps, func() int64 { return rps.Expires })
+				rerr = srv.readFlowCookie(fuzzCookieRequest(name, value), flowCookie{name: name}, &rps, func() int64 { return rps.Expires })
 				opened = rps
 			}
 			if rerr == nil && !isGenuine(name, opened) {
@@ -169,6 +169,12 @@ func FuzzFlowCookie(f *testing.F) {
 		}
 	})
 }
+
+// The flow cookies' names under a plain-http issuer.
+var (
+	stateCookie  = func() string { c, _ := flowCookies(false); return c.name }()
+	signupCookie = func() string { _, c := flowCookies(false); return c.name }()
+)
 
 // fuzzCookieRequest is a request whose Cookie header is name=value, verbatim
 // (value may itself hold "; other=…" pairs, as a browser may send).

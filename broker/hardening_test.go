@@ -210,8 +210,10 @@ func TestHTTPSIssuer(t *testing.T) {
 	r := do(t, c, "GET", env.URL+"/auth/login/kakao", nil, nil)
 	wantStatus(t, r, 302)
 	hsts(r)
-	if len(r.Cookies()) == 0 {
-		t.Fatal("login set no state cookie")
+	// The state cookie is a __Host- cookie: browsers refuse one planted by a
+	// sibling subdomain or over plain http.
+	if ck := r.cookie("__Host-broker_login"); ck == nil || ck.Path != "/" || ck.Domain != "" || !ck.Secure {
+		t.Fatalf("state cookie = %+v, want __Host-broker_login, Path=/, no Domain, Secure", r.Cookies())
 	}
 	if q := mustURL(t, r.Header.Get("Location")).Query(); q.Get("redirect_uri") != env.URL+"/auth/callback/kakao" {
 		t.Fatalf("redirect_uri %q, want the https callback", q.Get("redirect_uri"))

@@ -160,7 +160,7 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, link storage.
 	if p.UsesNonce() {
 		f.Nonce = randomString(32)
 	}
-	if err := s.setFlowCookie(w, stateCookie, callbackPath, f); err != nil {
+	if err := s.setFlowCookie(w, s.stateCookie, f); err != nil {
 		return err
 	}
 	redirect(w, p.AuthCodeURL(f.State, f.Nonce, challenge), http.StatusFound)

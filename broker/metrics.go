@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/socialbroker/broker/storage"
 )
 
 // Metrics are the broker's Prometheus metrics, on a registry of their own.
@@ -40,7 +42,7 @@ func NewMetrics() *Metrics {
 			Name: "broker_access_tokens_issued_total", Help: "Access tokens signed.",
 		}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "broker_refresh_total", Help: "Refresh attempts by outcome (rotated, retried, reused, revoked, expired, unknown, malformed).",
+			Name: "broker_refresh_total", Help: "Refresh attempts by outcome: rotated, retried, reused, revoked, expired, unknown, missing or malformed with an admin listener; ok or refused on the public listener.",
 		}, []string{"outcome"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "broker_logins_total", Help: "Provider logins by provider and outcome.",
@@ -52,6 +54,21 @@ func NewMetrics() *Metrics {
 	m.reg.MustRegister(m.requests, m.duration, m.tokensIssued, m.refreshes, m.logins, m.KeyRotations,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// countRefresh counts one refresh attempt. The outcomes that the token
+// endpoint's answer keeps identical (unknown, revoked, reused, …) are told
+// apart only when /metrics is on the admin listener; on the public one they
+// all count as "refused", so /metrics is no oracle for stolen tokens.
+func (s *Server) countRefresh(outcome string) {
+	if s.cfg.Admin.Listen == "" {
+		if outcome == string(storage.Rotated) || outcome == string(storage.Retried) {
+			outcome = "ok"
+		} else {
+			outcome = "refused"
+		}
+	}
+	s.metrics.refreshes.WithLabelValues(outcome).Inc()
 }
 
 // routeKey names one (route, status) series.

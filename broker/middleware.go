@@ -98,14 +98,21 @@ func (s *Server) allowedOrigin(origin string) bool {
 // and the well-known documents.
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !(strings.HasPrefix(r.URL.Path, "/auth/") || strings.HasPrefix(r.URL.Path, "/.well-known/")) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// Every answer here may differ by Origin, including one to a request
+		// without it: shared caches (the JWKS and discovery are public) must
+		// not hand it to a request with another Origin.
+		h := w.Header()
+		h.Add("Vary", "Origin")
 		origin := r.Header.Get("Origin")
-		if origin == "" || !(strings.HasPrefix(r.URL.Path, "/auth/") || strings.HasPrefix(r.URL.Path, "/.well-known/")) {
+		if origin == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
 		allowed := s.allowedOrigin(origin)
-		h := w.Header()
-		h.Add("Vary", "Origin")
 		if allowed {
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Credentials", "true")

@@ -87,7 +87,7 @@ func (s *Server) liveSession(ctx context.Context, raw string) (storage.Rotation,
 		return storage.Rotation{}, err
 	}
 	if rot.Outcome == storage.Reused {
-		s.metrics.refreshes.WithLabelValues(string(storage.Reused)).Inc()
+		s.countRefresh(string(storage.Reused))
 		s.log.Warn("old refresh token presented: session revoked", "sid", rot.SessionID)
 	}
 	return rot, nil

@@ -34,16 +34,26 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)
 	mux.HandleFunc("GET /.well-known/openid-configuration", s.openidConfiguration)
 
-	// Operations.
+	// Operations. With admin.listen set, /metrics is served there only
+	// (AdminHandler).
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.metrics.Handler())
+	if s.cfg.Admin.Listen == "" {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 
 	// Assets and the demo frontend.
 	mux.Handle("GET /static/", http.StripPrefix("/static/", web.Static()))
 	mux.Handle("GET /demo/", web.Demo())
 
 	return s.secure(s.observe(s.cors(s.unrouted(mux))))
+}
+
+// AdminHandler returns the operators' routes, served on admin.listen only.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	return mux
 }
 
 // apiPrefixes are the paths whose errors are JSON, including the answers

@@ -44,12 +44,14 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	refresh   refreshKeys
-	grants    *seal.Box
-	cookies   *securecookie.SecureCookie // state and signup cookies
-	origin    string                     // the issuer's origin
-	discovery []byte
-	limits    struct{ login, callback, token *ratelimit.Limiter }
+	refresh refreshKeys
+	grants  *seal.Box
+	cookies *securecookie.SecureCookie // state and signup cookies
+	origin  string                     // the issuer's origin
+	// stateCookie and signupCookie carry login flows (flowCookies).
+	stateCookie, signupCookie flowCookie
+	discovery                 []byte
+	limits                    struct{ login, callback, token *ratelimit.Limiter }
 
 	revokeKick chan struct{}
 }
@@ -85,6 +87,7 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	s.origin = u.Scheme + "://" + u.Host
+	s.stateCookie, s.signupCookie = flowCookies(u.Scheme == "https")
 	if s.discovery, err = discoveryDocument(d.Config.Issuer); err != nil {
 		return nil, err
 	}

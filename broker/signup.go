@@ -19,7 +19,7 @@ const maxFieldRunes = 64
 // signupForm is GET /auth/signup: the form again for a pending signup.
 func (s *Server) signupForm(w http.ResponseWriter, r *http.Request) error {
 	var ps pendingSignup
-	if err := s.readFlowCookie(r, signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
+	if err := s.readFlowCookie(r, s.signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "signup_expired", Cause: err}
 	}
 	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
@@ -34,7 +34,7 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var ps pendingSignup
-	if err := s.readFlowCookie(r, signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
+	if err := s.readFlowCookie(r, s.signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "signup_expired", Cause: err}
 	}
 	if err := parseForm(w, r); err != nil {
@@ -80,13 +80,13 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
 		storage.Identity{Provider: ps.Provider, Subject: ps.Subject, Profile: identityProfile(ps), GrantEnc: ps.GrantEnc},
 		&storage.Once{Kind: "signup", Hash: sum[:], Expires: time.Unix(ps.Expires, 0)})
 	if errors.Is(err, storage.ErrConflict) {
-		s.clearFlowCookie(w, signupCookie, signupPath)
+		s.clearFlowCookie(w, s.signupCookie)
 		return &pageError{Status: http.StatusBadRequest, Code: "signup_expired", Cause: err}
 	}
 	if err != nil {
 		return err
 	}
-	s.clearFlowCookie(w, signupCookie, signupPath)
+	s.clearFlowCookie(w, s.signupCookie)
 	return s.signIn(w, r, userID, ps.Provider, ps.ReturnTo)
 }
 

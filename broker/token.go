@@ -109,12 +109,12 @@ type issued struct {
 // rotate exchanges a refresh token for a new access token and its child.
 func (s *Server) rotate(ctx context.Context, raw string) (issued, error) {
 	if raw == "" {
-		s.metrics.refreshes.WithLabelValues("missing").Inc()
+		s.countRefresh("missing")
 		return issued{}, errInvalidGrant(errors.New("no refresh token"))
 	}
 	tok, err := decodeToken(raw)
 	if err != nil {
-		s.metrics.refreshes.WithLabelValues("malformed").Inc()
+		s.countRefresh("malformed")
 		return issued{}, errInvalidGrant(err)
 	}
 	child := s.refresh.childOf(tok)
@@ -125,7 +125,7 @@ func (s *Server) rotate(ctx context.Context, raw string) (issued, error) {
 	if err != nil {
 		return issued{}, err
 	}
-	s.metrics.refreshes.WithLabelValues(string(rot.Outcome)).Inc()
+	s.countRefresh(string(rot.Outcome))
 	if rot.Outcome == storage.Reused {
 		s.log.Warn("refresh token reused after its grace: session revoked", "sid", rot.SessionID)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +71,21 @@ func TestJWKSAndDiscovery(t *testing.T) {
 	}
 }
 
+// Every answer of a CORS-capable path varies by Origin, also to a request
+// without one, so a shared cache never serves it to another origin.
+func TestVaryOriginAlways(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}})
+	for _, path := range []string{"/.well-known/jwks.json", "/.well-known/openid-configuration", "/auth/me"} {
+		for _, hdr := range []map[string]string{nil, {"Origin": "https://app.example.com"}, {"Origin": "https://evil.example"}} {
+			r := do(t, &http.Client{}, "GET", env.URL+path, nil, hdr)
+			if !slices.Contains(r.Header.Values("Vary"), "Origin") {
+				t.Errorf("GET %s with %v: Vary %q, want Origin", path, hdr, r.Header.Values("Vary"))
+			}
+		}
+	}
+}
+
 func TestHealthReadyMetrics(t *testing.T) {
 	t.Parallel()
 	env := brokertest.New(t, brokertest.Options{})
@@ -83,12 +100,40 @@ func TestHealthReadyMetrics(t *testing.T) {
 	for _, want := range []string{
 		`broker_http_requests_total{route="POST /auth/token",status="200"} 1`,
 		`broker_http_requests_total{route="POST /auth/token",status="401"} 1`,
-		`broker_refresh_total{outcome="rotated"} 1`,
+		`broker_refresh_total{outcome="ok"} 1`,
+		`broker_refresh_total{outcome="refused"} 1`,
 		`broker_access_tokens_issued_total 1`,
 		`broker_key_rotations_total 1`,
 	} {
 		if !strings.Contains(string(m.body), want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// With admin.listen set, /metrics is served there only, and only there are
+// the refresh outcomes that the token endpoint's identical 401s hide told
+// apart; the public listener answers 404.
+func TestMetricsOnAdminListener(t *testing.T) {
+	t.Parallel()
+	env := brokertest.New(t, brokertest.Options{Extra: "admin:\n  listen: 127.0.0.1:9\n"})
+	admin := httptest.NewServer(env.Broker.AdminHandler())
+	t.Cleanup(admin.Close)
+	c := &http.Client{}
+	tok, _ := env.NewSession(t, env.NewUser(t, "kakao", "1"))
+	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", nil, withCookie(tok)), 200)
+	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", nil, withCookie(tok)), 200) // a retry within the grace
+	wantStatus(t, do(t, c, "POST", env.URL+"/auth/token", nil, withCookie("x")), 401)
+	wantStatus(t, do(t, c, "GET", env.URL+"/metrics", nil, nil), 404)
+	m := do(t, c, "GET", admin.URL+"/metrics", nil, nil)
+	wantStatus(t, m, 200)
+	for _, want := range []string{
+		`broker_refresh_total{outcome="rotated"} 1`,
+		`broker_refresh_total{outcome="retried"} 1`,
+		`broker_refresh_total{outcome="malformed"} 1`,
+	} {
+		if !strings.Contains(string(m.body), want) {
+			t.Errorf("admin metrics lack %q", want)
 		}
 	}
 }

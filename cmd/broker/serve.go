@@ -159,8 +159,19 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	go srv.RunMaintenance(bg, 5*time.Minute)
 	go srv.RunRevocations(bg)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
+	var admin *http.Server
+	if cfg.Admin.Listen != "" {
+		aln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: hs.ErrorLog}
+		go func() { errc <- admin.Serve(aln) }()
+		defer admin.Close()
+		log.Info("admin listening", "addr", aln.Addr().String())
+	}
 	log.Info("broker listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "version", versionString())
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -37,7 +37,13 @@ type Config struct {
 	CORS      CORS
 	Limits    Limits
 	Signup    Signup
+	Admin     Admin
 	Providers []providers.Config
+}
+
+// Admin is the operators' listener.
+type Admin struct {
+	Listen string // host:port serving /metrics (and the admin API); "" = none, /metrics on the public listener
 }
 
 type Database struct {
@@ -126,6 +132,9 @@ type file struct {
 		Mode   string   `yaml:"mode"`
 		Fields []string `yaml:"fields"`
 	} `yaml:"signup"`
+	Admin struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"admin"`
 	Providers []providers.Config `yaml:"providers"`
 }
 
@@ -309,6 +318,10 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 			p.add("issuer", "must be an absolute http(s) URL, got %q", f.Issuer)
 		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
 			p.add("issuer", "must not have a query, fragment or user info")
+		case u.Path != "" && u.Path != "/":
+			// The broker's cookies and routes live at the origin's root; under
+			// a path the refresh cookie (Path=/auth) would reach other apps.
+			p.add("issuer", "must be an origin without a path (like https://auth.example.com), got %q", f.Issuer)
 		default:
 			c.Issuer = strings.TrimSuffix(f.Issuer, "/")
 		}
@@ -332,6 +345,9 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 	c.Cookies.HashKey = key(p, unset, "cookies.hash_key", f.Cookies.HashKey, 32, 64)
 	c.Cookies.BlockKey = key(p, unset, "cookies.block_key", f.Cookies.BlockKey, 32)
 	c.Cookies.Secure = f.Cookies.Secure == nil || *f.Cookies.Secure
+	if !c.Cookies.Secure && strings.HasPrefix(c.Issuer, "https://") {
+		p.add("cookies.secure", "must not be false with an https issuer: the refresh token would also travel over plain http")
+	}
 
 	// tokens
 	c.Tokens.AccessTTL = duration(p, "tokens.access_ttl", f.Tokens.AccessTTL, 10*time.Minute, false)
@@ -390,6 +406,16 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 			pref = netip.PrefixFrom(addr, addr.BitLen())
 		}
 		c.Limits.TrustedProxies = append(c.Limits.TrustedProxies, pref.Masked())
+	}
+
+	// admin
+	c.Admin.Listen = f.Admin.Listen
+	if c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			p.add("admin.listen", "must be host:port, got %q", c.Admin.Listen)
+		} else if c.Admin.Listen == c.Listen {
+			p.add("admin.listen", "must differ from listen")
+		}
 	}
 
 	// signup

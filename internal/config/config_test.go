@@ -130,3 +130,31 @@ func TestEmptyAndBrokenFiles(t *testing.T) {
 		t.Error("broken YAML accepted")
 	}
 }
+
+// Settings that quietly weaken the broker are refused, each naming its
+// key; the same settings in their safe form are accepted.
+func TestSecurityFootGuns(t *testing.T) {
+	for name, tc := range map[string]struct{ from, to, want string }{
+		"issuer with a path":       {"issuer: https://auth.example.com/", "issuer: https://example.com/auth", "issuer: must be an origin without a path"},
+		"insecure cookies, https":  {"database:", "cookies:\n  secure: false\ndatabase:", "cookies.secure: must not be false with an https issuer"},
+		"admin on the public port": {"database:", "admin:\n  listen: 127.0.0.1:8080\ndatabase:", "admin.listen: must differ from listen"},
+		"admin not host:port":      {"database:", "admin:\n  listen: nope\ndatabase:", "admin.listen: must be host:port"},
+	} {
+		doc := strings.Replace(valid, tc.from, tc.to, 1)
+		if strings.Count(doc, "cookies:") > 1 { // merge into the one cookies block
+			doc = strings.Replace(strings.Replace(doc, "cookies:\n  secure: false\n", "", 1), "cookies:\n", "cookies:\n  secure: false\n", 1)
+		}
+		_, err := Parse([]byte(doc), env(goodEnv()))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		}
+	}
+	for name, doc := range map[string]string{
+		"insecure cookies, http issuer": strings.Replace(strings.Replace(valid, "https://auth.example.com/", "http://127.0.0.1:8080", 1), "cookies:\n", "cookies:\n  secure: false\n", 1),
+		"admin listener":                strings.Replace(valid, "database:", "admin:\n  listen: 127.0.0.1:8081\ndatabase:", 1),
+	} {
+		if _, err := Parse([]byte(doc), env(goodEnv())); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
