@@ -85,13 +85,15 @@ func newVerifier(t *testing.T, env *brokertest.Env, c *counter) *verify.Verifier
 // cookie) and keeps the rotated refresh token.
 type session struct {
 	env     *brokertest.Env
+	user    string // the user id: the tokens' sub
 	refresh string
 }
 
 func newSession(t *testing.T, env *brokertest.Env) *session {
 	t.Helper()
-	tok, _ := env.NewSession(t, env.NewUser(t, "kakao", "1"))
-	return &session{env: env, refresh: tok}
+	user := env.NewUser(t, "kakao", "1")
+	tok, _ := env.NewSession(t, user)
+	return &session{env: env, user: user, refresh: tok}
 }
 
 func (s *session) accessToken(t *testing.T) string {
