@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,25 +11,6 @@ import (
 	"time"
 	"unicode/utf8"
 )
-
-// decodeSegment decodes one segment of a compact JWS, accepting only its
-// canonical form: base64url characters, no padding, no whitespace, and
-// zero trailing bits, so that decoding and encoding again gives s back.
-// Lenient decoders accept several spellings of one token; this one
-// accepts exactly one.
-func decodeSegment(s string) ([]byte, bool) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return nil, false
-		}
-	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
-	if err != nil || base64.RawURLEncoding.EncodeToString(b) != s {
-		return nil, false
-	}
-	return b, true
-}
 
 // parseObject reads one JSON object of valid UTF-8 into its members,
 // refusing a repeated member name (parsers disagree on which one wins)

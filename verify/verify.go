@@ -34,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/socialbroker/broker/internal/compact"
 )
 
 const (
@@ -222,14 +224,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	if len(raw) > maxTokenSize {
 		return nil, invalid(ErrMalformed, "token longer than %d bytes", maxTokenSize)
 	}
-	if strings.Count(raw, ".") != 2 {
-		return nil, invalid(ErrMalformed, "not three dot-separated segments")
+	parts, err := compact.Decode(raw)
+	if err != nil {
+		return nil, invalid(ErrMalformed, "not three canonical base64url segments")
 	}
-	seg := strings.SplitN(raw, ".", 3)
-	headerJSON, ok := decodeSegment(seg[0])
-	if !ok || len(headerJSON) == 0 {
-		return nil, invalid(ErrMalformed, "header is not canonical base64url")
-	}
+	headerJSON, payload, sig := parts.Header, parts.Payload, parts.Signature
 
 	hdr, err := parseObject(headerJSON)
 	if err != nil {
@@ -260,20 +259,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, invalid(ErrUnknownKey, "header has no kid")
 	}
 
-	payload, ok := decodeSegment(seg[1])
-	if !ok || len(payload) == 0 {
-		return nil, invalid(ErrMalformed, "claims are not canonical base64url")
-	}
-	sig, ok := decodeSegment(seg[2])
-	if !ok || len(sig) == 0 {
-		return nil, invalid(ErrMalformed, "signature is not canonical base64url")
-	}
-
 	pub, err := v.key(ctx, kid)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(raw[:len(seg[0])+1+len(seg[1])]))
+	sum := sha256.Sum256([]byte(raw[:strings.LastIndexByte(raw, '.')]))
 	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
 		return nil, invalid(ErrSignature, "kid %s", kid)
 	}
