@@ -19,7 +19,7 @@ func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	err = s.store.DeleteUser(r.Context(), c.Sub, s.now())
+	err = s.store.DeleteUser(r.Context(), c.Sub, s.now(), "self")
 	if errors.Is(err, storage.ErrNotFound) {
 		return errInvalidToken(err)
 	}
@@ -76,7 +76,9 @@ func (s *Server) kakaoUnlink(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2500*time.Millisecond)
 	defer cancel()
-	found, deleted, err := s.store.RemoveIdentity(ctx, name, userID, s.now())
+	a := storage.ActorOf(ctx)
+	a.Name = "provider"
+	found, deleted, err := s.store.RemoveIdentity(storage.WithActor(ctx, a), name, userID, s.now())
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,22 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	if !s.limit(s.limits.callback, r, w) {
 		return &pageError{Status: http.StatusTooManyRequests, Code: "rate_limited"}
 	}
+	err := s.finishLogin(w, r)
+	var pe *pageError
+	if errors.As(err, &pe) {
+		// Best effort: the audit row must not turn a clean refusal into a 503.
+		aerr := s.store.Audit(r.Context(), storage.AuditEntry{
+			At: s.now(), Type: "login_failed", Provider: logSafe(r.PathValue("provider"), 64), Detail: pe.Code,
+		})
+		if aerr != nil {
+			s.log.Warn("audit row not written", "type", "login_failed", "err", aerr)
+		}
+	}
+	return err
+}
+
+// finishLogin is the callback past its rate limit.
+func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	var f flowState
 	err := s.readFlowCookie(r, s.stateCookie, &f, func() int64 { return f.Expires })

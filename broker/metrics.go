@@ -23,6 +23,12 @@ type Metrics struct {
 	logins       *prometheus.CounterVec
 	KeyRotations prometheus.Counter
 
+	eventsPending       prometheus.Gauge
+	eventsDelivered     prometheus.Counter
+	eventAttemptsFailed prometheus.Counter
+	eventsGivenUp       prometheus.Counter
+	eventLatency        prometheus.Histogram
+
 	counters  sync.Map // routeKey → prometheus.Counter
 	durations sync.Map // route → prometheus.Observer
 }
@@ -50,8 +56,25 @@ func NewMetrics() *Metrics {
 		KeyRotations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "broker_key_rotations_total", Help: "Signing keys created by this process.",
 		}),
+		eventsPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "broker_events_pending", Help: "Event deliveries neither delivered nor given up (all brokers).",
+		}),
+		eventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "broker_events_delivered_total", Help: "Event deliveries answered 2xx by their endpoint.",
+		}),
+		eventAttemptsFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "broker_event_attempts_failed_total", Help: "Event delivery attempts that failed (non-2xx, redirect, timeout, connection).",
+		}),
+		eventsGivenUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "broker_events_given_up_total", Help: "Event deliveries given up after the last retry.",
+		}),
+		eventLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "broker_event_delivery_seconds", Help: "Time from an event's commit to its delivery.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 10, 60, 600, 3600},
+		}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, m.tokensIssued, m.refreshes, m.logins, m.KeyRotations,
+		m.eventsPending, m.eventsDelivered, m.eventAttemptsFailed, m.eventsGivenUp, m.eventLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -5,8 +5,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/socialbroker/broker/internal/ratelimit"
+	"github.com/socialbroker/broker/storage"
 )
 
 // statusWriter records the status code for logs and metrics.
@@ -37,6 +39,11 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		// The actor of every store call (audit rows), and the request the mux
+		// fills Pattern in.
+		r = r.WithContext(storage.WithActor(r.Context(), storage.Actor{
+			IP: ratelimit.ClientAddr(r, s.cfg.Limits.TrustedProxies), UserAgent: clip(r.UserAgent(), maxUserAgent),
+		}))
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("panic serving request", "route", r.Pattern, "panic", p)
@@ -57,6 +64,20 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// maxUserAgent bounds the user agent kept in the audit log.
+const maxUserAgent = 512
+
+// clip returns at most n bytes of s, cut at a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // secure sets headers every response carries. The values are built once

@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -54,6 +56,9 @@ type Server struct {
 	limits                    struct{ login, callback, token *ratelimit.Limiter }
 
 	revokeKick chan struct{}
+	eventsMu   sync.Mutex
+	eventKicks []chan struct{} // one per delivery loop
+	webhooks   *http.Client
 }
 
 // New builds a Server.
@@ -71,6 +76,7 @@ func New(d Deps) (*Server, error) {
 		cfg: d.Config, store: d.Store, keys: d.Keys, providers: d.Providers,
 		pages: d.Pages, metrics: d.Metrics, log: d.Logger, now: d.Now,
 		revokeKick: make(chan struct{}, 1),
+		webhooks:   webhookClient(),
 	}
 	var err error
 	if s.refresh, err = newRefreshKeys(d.Config.Keys.EncryptionKey); err != nil {
@@ -97,8 +103,10 @@ func New(d Deps) (*Server, error) {
 	return s, nil
 }
 
-// RunMaintenance deletes ended sessions and their tokens periodically until
-// ctx ends. Revoked and expired sessions are kept a day for investigation.
+// RunMaintenance deletes ended sessions and their tokens, used single-use
+// values, audit rows past audit.retention and finished events periodically
+// until ctx ends. Revoked and expired sessions are kept a day for
+// investigation.
 func (s *Server) RunMaintenance(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -121,5 +129,15 @@ func (s *Server) RunMaintenance(ctx context.Context, every time.Duration) {
 		if _, err := s.store.CleanupOnce(ctx, s.now()); err != nil && ctx.Err() == nil {
 			s.log.Warn("single-use values cleanup failed", "err", err)
 		}
+		if _, err := s.store.CleanupAudit(ctx, s.now().Add(-s.cfg.Audit.Retention)); err != nil && ctx.Err() == nil {
+			s.log.Warn("audit log cleanup failed", "err", err)
+		}
+		if _, err := s.store.CleanupEvents(ctx, s.now().Add(-eventsKept)); err != nil && ctx.Err() == nil {
+			s.log.Warn("events cleanup failed", "err", err)
+		}
 	}
 }
+
+// eventsKept is how long an event is kept once every delivery of it ended
+// (delivered or given up), so operators can list and redeliver it.
+const eventsKept = 30 * 24 * time.Hour

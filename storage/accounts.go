@@ -23,20 +23,31 @@ func enqueueRevocations(ctx context.Context, tx pgx.Tx, now time.Time, where str
 
 // DeleteUser deletes a user with its identities, sessions and refresh
 // tokens in one transaction, and queues the revocation of every provider
-// grant it had.
-func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+// grant it had. reason (self, admin) goes into the user.deleted event;
+// every live session is reported revoked (user_deleted).
+func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time, reason string) error {
+	return s.txEvents(ctx, func(tx pgx.Tx) error {
 		if err := enqueueRevocations(ctx, tx, now, `user_id = $2`, id); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, id)
+		if _, err := revokeSessions(ctx, tx, now, "user_deleted", `s.user_id = $3`, id); err != nil {
+			return err
+		}
+		var provs []string
+		err := tx.QueryRow(ctx, `
+			WITH i AS (SELECT provider FROM identities WHERE user_id = $1),
+			     u AS (DELETE FROM users WHERE id = $1 RETURNING id)
+			SELECT COALESCE((SELECT array_agg(DISTINCT provider ORDER BY provider) FROM i), '{}') FROM u`, id).Scan(&provs)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("user: %w", ErrNotFound)
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("user: %w", ErrNotFound)
+		if err := emit(ctx, tx, "user.deleted", map[string]any{"user_id": id, "reason": reason, "providers": provs}, now); err != nil {
+			return err
 		}
-		return nil
+		return audit(ctx, tx, AuditEntry{At: now, Type: "user_deleted", UserID: id, Detail: reason})
 	})
 }
 
@@ -44,7 +55,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string, now time.Time) error 
 // revocation of its grant. ErrLastIdentity when it is the user's only one;
 // ErrNotFound when the user has none there.
 func (s *Store) UnlinkIdentity(ctx context.Context, userID, provider string, now time.Time) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	return s.txEvents(ctx, func(tx pgx.Tx) error {
 		// Lock the user's identities so two unlinks cannot both pass the count.
 		rows, err := tx.Query(ctx, `SELECT provider FROM identities WHERE user_id = $1 FOR UPDATE`, userID)
 		if err != nil {
@@ -69,8 +80,13 @@ func (s *Store) UnlinkIdentity(ctx context.Context, userID, provider string, now
 		if err := enqueueRevocations(ctx, tx, now, `user_id = $2 AND provider = $3`, userID, provider); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM identities WHERE user_id = $1 AND provider = $2`, userID, provider)
-		return err
+		if _, err = tx.Exec(ctx, `DELETE FROM identities WHERE user_id = $1 AND provider = $2`, userID, provider); err != nil {
+			return err
+		}
+		if err := emit(ctx, tx, "identity.unlinked", map[string]any{"user_id": userID, "provider": provider, "reason": "self"}, now); err != nil {
+			return err
+		}
+		return audit(ctx, tx, AuditEntry{At: now, Type: "unlink", UserID: userID, Provider: provider})
 	})
 }
 
@@ -80,7 +96,7 @@ func (s *Store) UnlinkIdentity(ctx context.Context, userID, provider string, now
 // the provider already ended the grant. found is false for an unknown
 // identity.
 func (s *Store) RemoveIdentity(ctx context.Context, provider, subject string, now time.Time) (found, userDeleted bool, err error) {
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.txEvents(ctx, func(tx pgx.Tx) error {
 		found, userDeleted = false, false // a rolled-back attempt may have set them
 		var userID string
 		err := tx.QueryRow(ctx, `DELETE FROM identities WHERE provider = $1 AND subject = $2 RETURNING user_id`,
@@ -92,14 +108,24 @@ func (s *Store) RemoveIdentity(ctx context.Context, provider, subject string, no
 			return err
 		}
 		found = true
-		if _, err := tx.Exec(ctx, `UPDATE sessions SET revoked_at = $2, revoked_reason = 'provider_unlink'
-			WHERE user_id = $1 AND revoked_at IS NULL`, userID, now); err != nil {
+		if _, err := revokeSessions(ctx, tx, now, "provider", `s.user_id = $3`, userID); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `DELETE FROM users u WHERE u.id = $1
 			AND NOT EXISTS (SELECT 1 FROM identities i WHERE i.user_id = u.id)`, userID)
+		if err != nil {
+			return err
+		}
 		userDeleted = tag.RowsAffected() == 1
-		return err
+		if userDeleted {
+			err = emit(ctx, tx, "user.deleted", map[string]any{"user_id": userID, "reason": "provider", "providers": []string{provider}}, now)
+		} else {
+			err = emit(ctx, tx, "identity.unlinked", map[string]any{"user_id": userID, "provider": provider, "reason": "provider"}, now)
+		}
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, AuditEntry{At: now, Type: "provider_notification", UserID: userID, Provider: provider, Detail: "unlink"})
 	})
 	return found, userDeleted, err
 }

@@ -182,7 +182,7 @@ func TestDeadlockVictimRetried(t *testing.T) {
 	}
 	// ...while the deletion starts and waits for it...
 	deleted := make(chan error, 1)
-	go func() { deleted <- st.DeleteUser(ctx, u.ID, now) }()
+	go func() { deleted <- st.DeleteUser(ctx, u.ID, now, "self") }()
 	waitForLockWait(t, url)
 	// ...then insert the child, which needs the session the deletion holds.
 	if _, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (hash, session_id, parent_hash, created_at) VALUES ($1, $2, $3, $4)`,

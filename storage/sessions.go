@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,16 +35,20 @@ func (s *Store) CreateSession(ctx context.Context, n NewSession) (Session, error
 	defer cancel()
 	sess := Session{ID: NewID(), UserID: n.UserID, IDP: n.IDP, CreatedAt: n.Now, LastUsedAt: n.Now, ExpiresAt: n.ExpiresAt}
 	var id string
+	a := ActorOf(ctx)
 	err := s.pool.QueryRow(ctx, `
 		WITH s AS (
 			INSERT INTO sessions (id, user_id, idp, created_at, last_used_at, expires_at)
 			SELECT $1, u.id, $3, $4, $4, $5 FROM users u WHERE u.id = $2
-			RETURNING id
+			RETURNING id, user_id
+		), a AS (
+			INSERT INTO audit_log (at, type, user_id, session_id, provider, ip, user_agent, actor)
+			SELECT $4, 'login', s.user_id, s.id, $3, NULLIF($7, ''), NULLIF($8, ''), $9 FROM s
 		)
 		INSERT INTO refresh_tokens (hash, session_id, created_at)
 		SELECT $6, s.id, $4 FROM s
 		RETURNING session_id`,
-		sess.ID, n.UserID, n.IDP, n.Now, n.ExpiresAt, n.TokenHash).Scan(&id)
+		sess.ID, n.UserID, n.IDP, n.Now, n.ExpiresAt, n.TokenHash, a.IP, a.UserAgent, a.Name).Scan(&id)
 	if err != nil {
 		return Session{}, s.check(err)
 	}
@@ -92,8 +97,9 @@ type RotateParams struct {
 func (s *Store) Rotate(ctx context.Context, p RotateParams) (Rotation, error) {
 	// A repeat of a rotation that did commit is a retry within the grace
 	// (Postgres intervals count microseconds).
-	return s.judge(ctx, p.Grace >= time.Microsecond, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5)`,
-		p.Hash, p.Child, p.Now, p.Grace, p.Idle)
+	a := ActorOf(ctx)
+	return s.judge(ctx, p.Grace >= time.Microsecond, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5, $6, $7)`,
+		p.Hash, p.Child, p.Now, p.Grace, p.Idle, a.IP, a.UserAgent)
 }
 
 // judge runs one of the refresh-token functions, which answer (outcome,
@@ -112,6 +118,9 @@ func (s *Store) judge(ctx context.Context, repeatable bool, sql string, args ...
 		return Rotation{}, err
 	}
 	r.Outcome = Outcome(outcome)
+	if r.Outcome == Reused {
+		s.eventsWritten()
+	}
 	if sid != nil {
 		r.SessionID, r.UserID, r.IDP, r.ExpiresAt = *sid, *uid, *idp, *expires
 	}
@@ -133,7 +142,9 @@ type CheckParams struct {
 // been revoked, as a rotation would. Revoked, Expired, Unknown as for
 // Rotate. Only a Live outcome stands for a signed-in session.
 func (s *Store) CheckRefresh(ctx context.Context, p CheckParams) (Rotation, error) {
-	return s.judge(ctx, true, `SELECT * FROM broker_check_refresh($1, $2, $3, $4)`, p.Hash, p.Now, p.Grace, p.Idle)
+	a := ActorOf(ctx)
+	return s.judge(ctx, true, `SELECT * FROM broker_check_refresh($1, $2, $3, $4, $5, $6)`,
+		p.Hash, p.Now, p.Grace, p.Idle, a.IP, a.UserAgent)
 }
 
 // Session returns one session by id.
@@ -151,28 +162,49 @@ func scanSession(row pgx.Row, x *Session) error {
 	return row.Scan(&x.ID, &x.UserID, &x.IDP, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.RevokedAt)
 }
 
-// RevokeSession revokes one session (idempotent).
+// RevokeSession revokes one session (idempotent) and reports it:
+// session.revoked with reason, and an audit row (logout for reason logout,
+// sessions_revoked otherwise).
 func (s *Store) RevokeSession(ctx context.Context, id string, now time.Time, reason string) error {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	_, err := s.pool.Exec(ctx,
-		`UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE id = $1 AND revoked_at IS NULL`,
-		id, now, reason)
-	return s.check(err)
+	return s.txEvents(ctx, func(tx pgx.Tx) error {
+		var userID string
+		err := tx.QueryRow(ctx, `SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL`, id).Scan(&userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n, err := revokeSessions(ctx, tx, now, reason, `s.id = $3`, id)
+		if err != nil || n == 0 {
+			return err
+		}
+		return audit(ctx, tx, AuditEntry{At: now, Type: auditTypeOf(reason), UserID: userID, SessionID: id})
+	})
 }
 
-// RevokeUserSessions revokes every live session of a user and returns how
-// many were revoked.
+// RevokeUserSessions revokes every live session of a user, reports each
+// (session.revoked with reason) and writes one audit row (logout_all for
+// reason logout_all, sessions_revoked otherwise). It returns how many were
+// revoked.
 func (s *Store) RevokeUserSessions(ctx context.Context, userID string, now time.Time, reason string) (int64, error) {
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	tag, err := s.pool.Exec(ctx,
-		`UPDATE sessions SET revoked_at = $2, revoked_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL`,
-		userID, now, reason)
-	if err != nil {
-		return 0, s.check(err)
+	var n int64
+	err := s.txEvents(ctx, func(tx pgx.Tx) error {
+		var err error
+		if n, err = revokeSessions(ctx, tx, now, reason, `s.user_id = $3`, userID); err != nil {
+			return err
+		}
+		return audit(ctx, tx, AuditEntry{At: now, Type: auditTypeOf(reason), UserID: userID, Detail: reason})
+	})
+	return n, err
+}
+
+func auditTypeOf(reason string) string {
+	switch reason {
+	case "logout", "logout_all":
+		return reason
 	}
-	return tag.RowsAffected(), nil
+	return "sessions_revoked"
 }
 
 // Cleanup deletes sessions (with their tokens) that ended before cutoff:
@@ -207,6 +239,7 @@ type SignIn struct {
 // ErrNotFound when the identity is unknown (a new user).
 func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
 	sess := Session{ID: NewID(), IDP: in.Provider, CreatedAt: in.Now, LastUsedAt: in.Now, ExpiresAt: in.ExpiresAt}
+	a := ActorOf(ctx)
 	// It locks the identity, then the user (the session's foreign key): a
 	// deletion of that user locks them the other way round. Not repeatable
 	// after a lost connection (it may have committed), but after a deadlock.
@@ -223,9 +256,12 @@ func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
 		), t AS (
 			INSERT INTO refresh_tokens (hash, session_id, created_at)
 			SELECT $7, s.id, $5 FROM s
+		), a AS (
+			INSERT INTO audit_log (at, type, user_id, session_id, provider, ip, user_agent, actor)
+			SELECT $5, 'login', s.user_id, s.id, $1, NULLIF($8, ''), NULLIF($9, ''), $10 FROM s
 		)
 		SELECT user_id FROM s`,
-			in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash).Scan(&sess.UserID)
+			in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash, a.IP, a.UserAgent, a.Name).Scan(&sess.UserID)
 	})
 	if err != nil {
 		return Session{}, err

@@ -44,6 +44,7 @@ type Options struct {
 
 // Store is the Postgres-backed store. It is safe for concurrent use.
 type Store struct {
+	onEvents       atomic.Pointer[func()] // called after a commit that wrote events
 	pool           *pgxpool.Pool
 	acquireTimeout time.Duration
 	suspectUntil   atomic.Int64 // unix nanoseconds; until then pooled connections are pinged before use
@@ -216,6 +217,25 @@ func (s *Store) retry(ctx context.Context, fn func(context.Context) error) error
 // server fails fast instead of queueing forever.
 func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.acquireTimeout+3*time.Second)
+}
+
+// OnEvents sets fn to be called after every commit that wrote events, so
+// that delivery starts at once instead of at the next poll.
+func (s *Store) OnEvents(fn func()) { s.onEvents.Store(&fn) }
+
+func (s *Store) eventsWritten() {
+	if fn := s.onEvents.Load(); fn != nil {
+		(*fn)()
+	}
+}
+
+// txEvents runs fn in one transaction that writes events.
+func (s *Store) txEvents(ctx context.Context, fn func(pgx.Tx) error) error {
+	err := s.tx(ctx, fn)
+	if err == nil {
+		s.eventsWritten()
+	}
+	return err
 }
 
 // tx runs fn in one transaction.

@@ -55,7 +55,7 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
 	if u.Profile == nil {
 		u.Profile = map[string]string{}
 	}
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.txEvents(ctx, func(tx pgx.Tx) error {
 		if err := useOnce(ctx, tx, n.Once); err != nil {
 			return err
 		}
@@ -64,7 +64,15 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
 			u.ID, u.Profile, now); err != nil {
 			return err
 		}
-		return insertIdentity(ctx, tx, u.ID, n.Identity, now)
+		if err := insertIdentity(ctx, tx, u.ID, n.Identity, now); err != nil {
+			return err
+		}
+		if err := emit(ctx, tx, "user.created", map[string]any{
+			"user_id": u.ID, "provider": n.Identity.Provider, "profile": u.Profile,
+		}, now); err != nil {
+			return err
+		}
+		return audit(ctx, tx, AuditEntry{At: now, Type: "signup", UserID: u.ID, Provider: n.Identity.Provider})
 	})
 	if err != nil {
 		return User{}, err
@@ -79,7 +87,7 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
 // finds it done. ErrConflict if the identity belongs to anyone (including
 // this user); ErrNotFound if the session has ended or is gone.
 func (s *Store) LinkIdentity(ctx context.Context, sessionID string, ident Identity, now time.Time) (userID string, err error) {
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.txEvents(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
 			SELECT user_id FROM sessions
 			WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2
@@ -90,7 +98,13 @@ func (s *Store) LinkIdentity(ctx context.Context, sessionID string, ident Identi
 		if err != nil {
 			return err
 		}
-		return insertIdentity(ctx, tx, userID, ident, now)
+		if err := insertIdentity(ctx, tx, userID, ident, now); err != nil {
+			return err
+		}
+		if err := emit(ctx, tx, "identity.linked", map[string]any{"user_id": userID, "provider": ident.Provider}, now); err != nil {
+			return err
+		}
+		return audit(ctx, tx, AuditEntry{At: now, Type: "link", UserID: userID, SessionID: sessionID, Provider: ident.Provider})
 	})
 	return userID, err
 }

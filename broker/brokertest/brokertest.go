@@ -234,6 +234,9 @@ providers:
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.SyncEventEndpoints(ctx); err != nil {
+		t.Fatal(err)
+	}
 	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: srv.Handler()}}
 	if o.TLS {
 		hs.StartTLS()

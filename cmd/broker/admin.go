@@ -122,6 +122,7 @@ func cmdSessionsRevoke(ctx context.Context, args []string, getenv func(string) s
 	}
 	return runAdmin(ctx, "sessions revoke", args, getenv, stdout, stderr, flags,
 		func(ctx context.Context, cfg *config.Config, st *storage.Store, stdout io.Writer) error {
+			ctx = storage.WithActor(ctx, storage.Actor{Name: "admin:cli"})
 			n, err := st.RevokeUserSessions(ctx, *user, time.Now(), "admin")
 			if err != nil {
 				return err

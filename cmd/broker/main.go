@@ -25,6 +25,8 @@ commands:
   keys rotate --config FILE               create the next signing key (published before use)
   keys list --config FILE                 list signing keys
   sessions revoke --user ID --config FILE revoke every session of one user
+  events list [--failed] --config FILE    list recent event deliveries (--failed: failed or given up)
+  events redeliver --id ID --config FILE  send an event again to every endpoint it was for
   version                                 print the version
 `
 
@@ -86,6 +88,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return usageError{"sessions: want revoke"}
 		}
 		return cmdSessionsRevoke(ctx, rest[1:], getenv, stdout, stderr)
+	case "events":
+		if len(rest) == 0 {
+			return usageError{"events: want list or redeliver"}
+		}
+		switch rest[0] {
+		case "list":
+			return cmdEventsList(ctx, rest[1:], getenv, stdout, stderr)
+		case "redeliver":
+			return cmdEventsRedeliver(ctx, rest[1:], getenv, stdout, stderr)
+		}
+		return usageError{"events: unknown subcommand " + rest[0]}
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "broker", versionString())
 		return nil

@@ -140,6 +140,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	if err != nil {
 		return err
 	}
+	if err := srv.SyncEventEndpoints(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -158,6 +161,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	go km.Run(bg)
 	go srv.RunMaintenance(bg, 5*time.Minute)
 	go srv.RunRevocations(bg)
+	st.OnEvents(srv.KickEvents)
+	go srv.RunEvents(bg)
 
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()

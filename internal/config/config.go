@@ -16,6 +16,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,7 +39,39 @@ type Config struct {
 	Limits    Limits
 	Signup    Signup
 	Admin     Admin
+	Events    Events
+	Audit     Audit
 	Providers []providers.Config
+}
+
+// Events are the product's webhook receivers (Standard Webhooks).
+type Events struct {
+	Endpoints []EventEndpoint
+	Retry     []time.Duration // delays between attempts; after the last, an event is given up
+}
+
+// EventEndpoint is one receiver.
+type EventEndpoint struct {
+	URL    string
+	Secret []byte   // the decoded part of whsec_…
+	Types  []string // nil: every type
+}
+
+// EventTypes are the event types the broker sends.
+var EventTypes = []string{
+	"user.created", "user.deleted", "user.disabled", "user.enabled",
+	"identity.linked", "identity.unlinked", "session.revoked",
+}
+
+// DefaultEventRetry is events.retry's default.
+var DefaultEventRetry = []time.Duration{
+	5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 5 * time.Hour,
+	10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
+}
+
+// Audit is the audit log's retention.
+type Audit struct {
+	Retention time.Duration
 }
 
 // Admin is the operators' listener.
@@ -135,6 +168,17 @@ type file struct {
 	Admin struct {
 		Listen string `yaml:"listen"`
 	} `yaml:"admin"`
+	Events struct {
+		Endpoints []struct {
+			URL    string   `yaml:"url"`
+			Secret string   `yaml:"secret"`
+			Types  []string `yaml:"types"`
+		} `yaml:"endpoints"`
+		Retry []string `yaml:"retry"`
+	} `yaml:"events"`
+	Audit struct {
+		Retention string `yaml:"retention"`
+	} `yaml:"audit"`
 	Providers []providers.Config `yaml:"providers"`
 }
 
@@ -418,6 +462,10 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 		}
 	}
 
+	// events
+	validateEvents(f, c, p, unset)
+	c.Audit.Retention = duration(p, "audit.retention", f.Audit.Retention, 2160*time.Hour, false)
+
 	// signup
 	c.Signup.Mode = orDefault(f.Signup.Mode, "form")
 	if c.Signup.Mode != "form" && c.Signup.Mode != "auto" {
@@ -449,6 +497,52 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 	}
 	c.Providers = f.Providers
 	return c
+}
+
+func validateEvents(f *file, c *Config, p *problems, unset map[string]string) {
+	seen := map[string]bool{}
+	for i, e := range f.Events.Endpoints {
+		k := fmt.Sprintf("events.endpoints[%d]", i)
+		ep := EventEndpoint{URL: e.URL}
+		u, err := url.Parse(e.URL)
+		switch {
+		case e.URL == "":
+			p.add(k+".url", "required")
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.Fragment != "":
+			p.add(k+".url", "must be an absolute http(s) URL without user info or fragment, got %q", e.URL)
+		case seen[e.URL]:
+			p.add(k+".url", "duplicate endpoint %q", e.URL)
+		}
+		seen[e.URL] = true
+		raw, ok := strings.CutPrefix(e.Secret, "whsec_")
+		secret, derr := base64.StdEncoding.DecodeString(raw)
+		switch {
+		case e.Secret == "":
+			if name, ok := unset[k+".secret"]; ok {
+				p.add(k+".secret", "required, but ${%s} is not set", name)
+			} else {
+				p.add(k+".secret", "required")
+			}
+		case !ok || derr != nil || len(secret) < 24 || len(secret) > 64:
+			p.add(k+".secret", "must be whsec_ followed by the base64 of 24 to 64 random bytes")
+		default:
+			ep.Secret = secret
+		}
+		for j, t := range e.Types {
+			if !slices.Contains(EventTypes, t) {
+				p.add(fmt.Sprintf("%s.types[%d]", k, j), "unknown event type %q (known: %s)", t, strings.Join(EventTypes, ", "))
+			}
+		}
+		ep.Types = e.Types
+		c.Events.Endpoints = append(c.Events.Endpoints, ep)
+	}
+	c.Events.Retry = DefaultEventRetry
+	if f.Events.Retry != nil {
+		c.Events.Retry = nil
+		for i, v := range f.Events.Retry {
+			c.Events.Retry = append(c.Events.Retry, duration(p, fmt.Sprintf("events.retry[%d]", i), v, 0, false))
+		}
+	}
 }
 
 var fieldName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)

@@ -358,7 +358,7 @@ func testRevokeAndDelete(t *testing.T, st *storage.Store) {
 	if err != nil || got.RevokedAt == nil {
 		t.Fatalf("Session(s2) = %+v, %v; want the revoked session", got, err)
 	}
-	if err := st.DeleteUser(ctx, u.ID, t0); err != nil {
+	if err := st.DeleteUser(ctx, u.ID, t0, "self"); err != nil {
 		t.Fatal(err)
 	}
 	for table, q := range map[string]string{
