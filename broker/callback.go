@@ -117,6 +117,8 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 		s.setRefreshCookie(w, encodeToken(tok), sess.ExpiresAt)
 		redirect(w, f.ReturnTo, http.StatusSeeOther)
 		return nil
+	case errors.Is(err, storage.ErrDisabled):
+		return &pageError{Status: http.StatusForbidden, Code: "user_disabled", Cause: err}
 	case !errors.Is(err, storage.ErrNotFound):
 		return err
 	}
@@ -171,7 +173,10 @@ func (s *Server) createUser(ctx context.Context, profile map[string]string, iden
 // signIn starts a session, sets the refresh cookie and sends the browser
 // to return_to.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request, userID, idp, returnTo string) error {
-	iss, _, err := s.startSession(r.Context(), userID, idp)
+	iss, _, err := s.startSession(r.Context(), userID, idp, "web")
+	if errors.Is(err, storage.ErrDisabled) {
+		return &pageError{Status: http.StatusForbidden, Code: "user_disabled", Cause: err}
+	}
 	if err != nil {
 		return err
 	}

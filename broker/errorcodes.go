@@ -106,6 +106,11 @@ var ErrorCodes = []ErrorCode{
 		When:      "the identity being linked belongs to another user; nothing changes (the same user's own identity is no conflict: 303)",
 	},
 	{
+		Code: "user_disabled", Status: 403, Surface: "page",
+		Endpoints: "GET /auth/callback/{provider}",
+		When:      "the identity's user is disabled by an operator (admin API); no session starts",
+	},
+	{
 		Code: "not_found", Status: 404, Surface: "page",
 		Endpoints: "any path no route serves, outside the API paths",
 		When:      "no such page",
@@ -167,6 +172,11 @@ var ErrorCodes = []ErrorCode{
 		Code: "signup_required", Status: 403, Surface: "api",
 		Endpoints: "POST /auth/token (token exchange)",
 		When:      "a valid id_token of a new identity under signup.mode: form",
+	},
+	{
+		Code: "user_disabled", Status: 403, Surface: "api",
+		Endpoints: "POST /auth/token (token exchange)",
+		When:      "a valid id_token whose user an operator disabled",
 	},
 	{
 		Code: "temporarily_unavailable", Status: 503, Surface: "api",

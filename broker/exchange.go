@@ -89,7 +89,10 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	iss, sess, err := s.startSession(r.Context(), userID, id.Provider)
+	iss, sess, err := s.startSession(r.Context(), userID, id.Provider, "native")
+	if errors.Is(err, storage.ErrDisabled) {
+		return &apiError{Status: http.StatusForbidden, Code: "user_disabled", Description: "This account is disabled."}
+	}
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /auth/me", s.api(s.me))
 	mux.Handle("DELETE /auth/me", s.api(s.deleteMe))
 	mux.Handle("DELETE /auth/identities/{provider}", s.api(s.unlinkIdentity))
+	mux.Handle("GET /auth/sessions", s.api(s.listSessions))
+	mux.Handle("DELETE /auth/sessions/{id}", s.api(s.revokeSession))
 	mux.Handle("POST /auth/webhooks/kakao/unlink", s.api(s.kakaoUnlink))
 	mux.Handle("GET /auth/webhooks/kakao/unlink", s.api(s.kakaoUnlink))
 
@@ -49,16 +51,27 @@ func (s *Server) Handler() http.Handler {
 	return s.secure(s.observe(s.cors(s.unrouted(mux))))
 }
 
-// AdminHandler returns the operators' routes, served on admin.listen only.
+// AdminHandler returns the operators' routes, served on admin.listen only:
+// the admin API (every request needs an admin key) and /metrics.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /admin/users", s.admin(s.adminUsers))
+	mux.Handle("GET /admin/users/{id}", s.admin(s.adminUser))
+	mux.Handle("POST /admin/users/{id}/disable", s.admin(s.adminDisable))
+	mux.Handle("POST /admin/users/{id}/enable", s.admin(s.adminEnable))
+	mux.Handle("DELETE /admin/users/{id}/sessions", s.admin(s.adminRevokeSessions))
+	mux.Handle("DELETE /admin/users/{id}", s.admin(s.adminDeleteUser))
+	mux.Handle("GET /admin/audit", s.admin(s.adminAudit))
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	return mux
+	mux.Handle("/", s.admin(func(w http.ResponseWriter, r *http.Request) error {
+		return &apiError{Status: http.StatusNotFound, Code: "not_found", Description: "No such endpoint."}
+	}))
+	return s.secure(s.observe(mux))
 }
 
 // apiPrefixes are the paths whose errors are JSON, including the answers
 // to paths and methods no route serves.
-var apiPrefixes = []string{"/auth/token", "/auth/logout", "/auth/me", "/auth/identities", "/auth/webhooks"}
+var apiPrefixes = []string{"/auth/token", "/auth/logout", "/auth/me", "/auth/identities", "/auth/sessions", "/auth/webhooks"}
 
 // unrouted answers requests no route serves in the surface's own format:
 // JSON under the API paths, the error page elsewhere. The mux still tells

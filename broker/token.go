@@ -147,12 +147,13 @@ func signingError(err error) error {
 	return err
 }
 
-// startSession creates a session for a user and its first refresh token.
-func (s *Server) startSession(ctx context.Context, userID, idp string) (issued, storage.Session, error) {
+// startSession creates a session of kind (web or native) for a user and
+// its first refresh token.
+func (s *Server) startSession(ctx context.Context, userID, idp, kind string) (issued, storage.Session, error) {
 	tok := newRefreshToken()
 	now := s.now()
 	sess, err := s.store.CreateSession(ctx, storage.NewSession{
-		UserID: userID, IDP: idp, TokenHash: hashToken(tok), Now: now,
+		UserID: userID, IDP: idp, Kind: kind, TokenHash: hashToken(tok), Now: now,
 		ExpiresAt: now.Add(s.cfg.Tokens.RefreshTTL),
 	})
 	if err != nil {

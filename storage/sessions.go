@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,44 +14,67 @@ type Session struct {
 	ID         string
 	UserID     string
 	IDP        string
+	Kind       string // web (refresh cookie) or native (refresh token in the body)
+	UserAgent  string // of the client that started it
+	IP         string
 	CreatedAt  time.Time
 	LastUsedAt time.Time
 	ExpiresAt  time.Time // absolute
 	RevokedAt  *time.Time
 }
 
+// ErrDisabled: the user is disabled; no session starts.
+var ErrDisabled = errors.New("storage: user disabled")
+
 // NewSession describes a session to create with its first refresh token.
 type NewSession struct {
 	UserID    string
 	IDP       string
+	Kind      string // web (default) or native
 	TokenHash []byte
 	Now       time.Time
 	ExpiresAt time.Time
 }
 
 // CreateSession creates a session and its first refresh token in one
-// statement. ErrNotFound when the user does not exist (deleted meanwhile).
+// statement, with the client of ctx's Actor. ErrNotFound when the user
+// does not exist (deleted meanwhile), ErrDisabled when the user is
+// disabled. The user row is held (FOR SHARE) while the session is
+// inserted, so a concurrent disable either comes first (no session) or
+// waits and then revokes this session too.
 func (s *Store) CreateSession(ctx context.Context, n NewSession) (Session, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	sess := Session{ID: NewID(), UserID: n.UserID, IDP: n.IDP, CreatedAt: n.Now, LastUsedAt: n.Now, ExpiresAt: n.ExpiresAt}
-	var id string
 	a := ActorOf(ctx)
+	if n.Kind == "" {
+		n.Kind = "web"
+	}
+	sess := Session{ID: NewID(), UserID: n.UserID, IDP: n.IDP, Kind: n.Kind, UserAgent: a.UserAgent, IP: a.IP,
+		CreatedAt: n.Now, LastUsedAt: n.Now, ExpiresAt: n.ExpiresAt}
+	var created, exists bool
 	err := s.pool.QueryRow(ctx, `
-		WITH s AS (
-			INSERT INTO sessions (id, user_id, idp, created_at, last_used_at, expires_at)
-			SELECT $1, u.id, $3, $4, $4, $5 FROM users u WHERE u.id = $2
+		WITH u AS (
+			SELECT id, disabled_at FROM users WHERE id = $2 FOR SHARE
+		), s AS (
+			INSERT INTO sessions (id, user_id, idp, created_at, last_used_at, expires_at, kind, user_agent, ip)
+			SELECT $1, u.id, $3, $4, $4, $5, $10, NULLIF($8, ''), NULLIF($7, '') FROM u WHERE u.disabled_at IS NULL
 			RETURNING id, user_id
 		), a AS (
 			INSERT INTO audit_log (at, type, user_id, session_id, provider, ip, user_agent, actor)
 			SELECT $4, 'login', s.user_id, s.id, $3, NULLIF($7, ''), NULLIF($8, ''), $9 FROM s
+		), t AS (
+			INSERT INTO refresh_tokens (hash, session_id, created_at)
+			SELECT $6, s.id, $4 FROM s
 		)
-		INSERT INTO refresh_tokens (hash, session_id, created_at)
-		SELECT $6, s.id, $4 FROM s
-		RETURNING session_id`,
-		sess.ID, n.UserID, n.IDP, n.Now, n.ExpiresAt, n.TokenHash, a.IP, a.UserAgent, a.Name).Scan(&id)
-	if err != nil {
+		SELECT EXISTS (SELECT 1 FROM s), EXISTS (SELECT 1 FROM u)`,
+		sess.ID, n.UserID, n.IDP, n.Now, n.ExpiresAt, n.TokenHash, a.IP, a.UserAgent, a.Name, n.Kind).Scan(&created, &exists)
+	switch {
+	case err != nil:
 		return Session{}, s.check(err)
+	case !exists:
+		return Session{}, fmt.Errorf("user: %w", ErrNotFound)
+	case !created:
+		return Session{}, ErrDisabled
 	}
 	return sess, nil
 }
@@ -236,22 +260,29 @@ type SignIn struct {
 
 // SignIn finds the user of (provider, subject), stores the new grant and
 // starts a session with its first refresh token, in one statement.
-// ErrNotFound when the identity is unknown (a new user).
+// ErrNotFound when the identity is unknown (a new user); ErrDisabled when
+// its user is disabled (nothing is written).
 func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
-	sess := Session{ID: NewID(), IDP: in.Provider, CreatedAt: in.Now, LastUsedAt: in.Now, ExpiresAt: in.ExpiresAt}
 	a := ActorOf(ctx)
-	// It locks the identity, then the user (the session's foreign key): a
-	// deletion of that user locks them the other way round. Not repeatable
-	// after a lost connection (it may have committed), but after a deadlock.
+	sess := Session{ID: NewID(), IDP: in.Provider, Kind: "web", UserAgent: a.UserAgent, IP: a.IP,
+		CreatedAt: in.Now, LastUsedAt: in.Now, ExpiresAt: in.ExpiresAt}
+	var userID, sessID *string
+	// It locks the identity, then the user (FOR SHARE, so that a disable
+	// either comes first or revokes this session too): a deletion of that
+	// user locks them the other way round. Not repeatable after a lost
+	// connection (it may have committed), but after a deadlock.
 	err := s.run(ctx, false, func(ctx context.Context) error {
 		return s.pool.QueryRow(ctx, `
 		WITH i AS (
+			SELECT user_id FROM identities WHERE provider = $1 AND subject = $2 FOR UPDATE
+		), u AS (
+			SELECT u.id FROM users u JOIN i ON u.id = i.user_id WHERE u.disabled_at IS NULL FOR SHARE OF u
+		), g AS (
 			UPDATE identities SET grant_enc = COALESCE($3, grant_enc)
-			WHERE provider = $1 AND subject = $2
-			RETURNING user_id
+			WHERE provider = $1 AND subject = $2 AND EXISTS (SELECT 1 FROM u)
 		), s AS (
-			INSERT INTO sessions (id, user_id, idp, created_at, last_used_at, expires_at)
-			SELECT $4, i.user_id, $1, $5, $5, $6 FROM i
+			INSERT INTO sessions (id, user_id, idp, created_at, last_used_at, expires_at, kind, user_agent, ip)
+			SELECT $4, u.id, $1, $5, $5, $6, 'web', NULLIF($9, ''), NULLIF($8, '') FROM u
 			RETURNING id, user_id
 		), t AS (
 			INSERT INTO refresh_tokens (hash, session_id, created_at)
@@ -260,11 +291,56 @@ func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
 			INSERT INTO audit_log (at, type, user_id, session_id, provider, ip, user_agent, actor)
 			SELECT $5, 'login', s.user_id, s.id, $1, NULLIF($8, ''), NULLIF($9, ''), $10 FROM s
 		)
-		SELECT user_id FROM s`,
-			in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash, a.IP, a.UserAgent, a.Name).Scan(&sess.UserID)
+		SELECT (SELECT user_id FROM i), (SELECT id FROM s)`,
+			in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash, a.IP, a.UserAgent, a.Name).Scan(&userID, &sessID)
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return Session{}, err
+	case userID == nil:
+		return Session{}, ErrNotFound
+	case sessID == nil:
+		return Session{}, ErrDisabled
 	}
+	sess.UserID = *userID
 	return sess, nil
+}
+
+// UserSessions returns a user's live sessions at now (not revoked, not
+// past their absolute or idle lifetime), newest first.
+func (s *Store) UserSessions(ctx context.Context, userID string, now time.Time, idle time.Duration) ([]Session, error) {
+	var out []Session
+	err := s.retry(ctx, func(ctx context.Context) error {
+		rows, err := s.pool.Query(ctx, `
+			SELECT id, user_id, idp, kind, COALESCE(user_agent, ''), COALESCE(ip, ''), created_at, last_used_at, expires_at, revoked_at
+			FROM sessions
+			WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 AND last_used_at + $3::interval > $2
+			ORDER BY created_at DESC, id`, userID, now, idle)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Session, error) {
+			var x Session
+			err := r.Scan(&x.ID, &x.UserID, &x.IDP, &x.Kind, &x.UserAgent, &x.IP, &x.CreatedAt, &x.LastUsedAt, &x.ExpiresAt, &x.RevokedAt)
+			return x, err
+		})
+		return err
+	})
+	return out, err
+}
+
+// RevokeOwnSession revokes session id only if it belongs to userID and is
+// not revoked yet (reason self); ErrNotFound otherwise, with nothing
+// revoked.
+func (s *Store) RevokeOwnSession(ctx context.Context, userID, id string, now time.Time) error {
+	return s.txEvents(ctx, func(tx pgx.Tx) error {
+		n, err := revokeSessions(ctx, tx, now, "self", `s.id = $3 AND s.user_id = $4`, id, userID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("session: %w", ErrNotFound)
+		}
+		return audit(ctx, tx, AuditEntry{At: now, Type: "sessions_revoked", UserID: userID, SessionID: id, Detail: "self"})
+	})
 }

@@ -11,9 +11,11 @@ import (
 
 // User is a broker user. ID is opaque and random.
 type User struct {
-	ID        string
-	Profile   map[string]string
-	CreatedAt time.Time
+	ID             string
+	Profile        map[string]string
+	CreatedAt      time.Time
+	DisabledAt     *time.Time // nil: enabled
+	DisabledReason string
 }
 
 // Identity links a provider account to a user.
@@ -135,7 +137,8 @@ func (s *Store) User(ctx context.Context, id string) (User, []Identity, error) {
 	)
 	err := s.retry(ctx, func(ctx context.Context) error {
 		err := s.pool.QueryRow(ctx,
-			`SELECT id, profile, created_at FROM users WHERE id = $1`, id).Scan(&u.ID, &u.Profile, &u.CreatedAt)
+			`SELECT id, profile, created_at, disabled_at, COALESCE(disabled_reason, '') FROM users WHERE id = $1`, id).
+			Scan(&u.ID, &u.Profile, &u.CreatedAt, &u.DisabledAt, &u.DisabledReason)
 		if err != nil {
 			return err
 		}

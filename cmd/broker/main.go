@@ -25,6 +25,9 @@ commands:
   keys rotate --config FILE               create the next signing key (published before use)
   keys list --config FILE                 list signing keys
   sessions revoke --user ID --config FILE revoke every session of one user
+  admin keys create --name NAME --config FILE   make an admin API key (printed once, alone on stdout)
+  admin keys list --config FILE           list admin API keys (names, never the keys)
+  admin keys revoke --name NAME --config FILE   revoke an admin API key
   events list [--failed] --config FILE    list recent event deliveries (--failed: failed or given up)
   events redeliver --id ID --config FILE  send an event again to every endpoint it was for
   version                                 print the version
@@ -88,6 +91,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return usageError{"sessions: want revoke"}
 		}
 		return cmdSessionsRevoke(ctx, rest[1:], getenv, stdout, stderr)
+	case "admin":
+		if len(rest) < 2 || rest[0] != "keys" {
+			return usageError{"admin: want keys create, keys list or keys revoke"}
+		}
+		switch rest[1] {
+		case "create":
+			return cmdAdminKeysCreate(ctx, rest[2:], getenv, stdout, stderr)
+		case "list":
+			return cmdAdminKeysList(ctx, rest[2:], getenv, stdout, stderr)
+		case "revoke":
+			return cmdAdminKeysRevoke(ctx, rest[2:], getenv, stdout, stderr)
+		}
+		return usageError{"admin keys: unknown subcommand " + rest[1]}
 	case "events":
 		if len(rest) == 0 {
 			return usageError{"events: want list or redeliver"}

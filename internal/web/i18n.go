@@ -249,6 +249,10 @@ var errorCatalogue = map[string]map[string]errorText{
 		langKO: {"이미 다른 사용자와 연결된 계정이에요", "이 계정은 이미 다른 사용자에게 연결되어 있습니다. 그 사용자로 로그인하거나 다른 계정을 사용해 주세요."},
 		langEN: {"This account is already linked to someone else", "This account is already linked to another user. Sign in as that user, or use a different account."},
 	},
+	"user_disabled": {
+		langKO: {"이용이 제한된 계정이에요", "이 계정은 운영자에 의해 이용이 중지되었습니다. 고객센터에 문의해 주세요."},
+		langEN: {"This account is disabled", "This account has been disabled by the service. Please contact support."},
+	},
 	"temporarily_unavailable": {
 		langKO: {"잠시 이용할 수 없어요", "지금은 서비스를 이용할 수 없습니다. 몇 분 뒤에 다시 시도해 주세요."},
 		langEN: {"We're temporarily unavailable", "The service can't be used right now. Please try again in a few minutes."},

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/socialbroker/broker/broker"
+	"github.com/socialbroker/broker/storage"
+	"github.com/socialbroker/broker/storage/storagetest"
+)
+
+// admin keys create prints the key alone; the store keeps only its hash;
+// list shows names, never keys; revoke ends it; bad input fails non-zero.
+func TestAdminKeysCommands(t *testing.T) {
+	dbURL := storagetest.NewURL(t)
+	env := map[string]string{"DATABASE_URL": dbURL}
+	path := writeConfig(t, dbURL, "127.0.0.1:0")
+	if _, _, err := runCmd(t, context.Background(), env, "migrate", "--config", path); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCmd(t, context.Background(), env, "admin", "keys", "create", "--name", "ops-alice", "--config", path)
+	key := strings.TrimSpace(out)
+	if err != nil || !strings.HasPrefix(key, "bka_") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("create = %q, %v; want the key alone on one line", out, err)
+	}
+	st, err := storage.Open(context.Background(), dbURL, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if name, err := st.AdminKeyName(context.Background(), broker.HashAdminKey(key)); err != nil || name != "ops-alice" {
+		t.Fatalf("stored key = %q, %v", name, err)
+	}
+	var stored int
+	if err := st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM admin_keys WHERE hash = $1`, []byte(key)).Scan(&stored); err != nil || stored != 0 {
+		t.Fatalf("the key itself is stored (%d, %v)", stored, err)
+	}
+	if _, _, err := runCmd(t, context.Background(), env, "admin", "keys", "create", "--name", "ops-alice", "--config", path); err == nil {
+		t.Fatal("a second key with the same name was created")
+	}
+	out, _, err = runCmd(t, context.Background(), env, "admin", "keys", "list", "--config", path)
+	if err != nil || !strings.Contains(out, "ops-alice\t") || strings.Contains(out, key) {
+		t.Fatalf("list = %q, %v", out, err)
+	}
+	if _, _, err := runCmd(t, context.Background(), env, "admin", "keys", "revoke", "--name", "ops-alice", "--config", path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AdminKeyName(context.Background(), broker.HashAdminKey(key)); err == nil {
+		t.Fatal("a revoked key still names its owner")
+	}
+	for _, args := range [][]string{
+		{"admin", "keys", "revoke", "--name", "ops-alice", "--config", path}, // already revoked
+		{"admin", "keys", "create", "--name", "bad name", "--config", path},
+		{"admin", "keys", "create", "--config", path},
+		{"admin", "nope"},
+	} {
+		if _, _, err := runCmd(t, context.Background(), env, args...); err == nil {
+			t.Errorf("%q succeeded", args)
+		}
+	}
+}
