@@ -46,7 +46,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 		}
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: err}
 	}
-	id.Provider = p.Name()
+	id.Provider = p.Info().Name
 	sum := sha256.Sum256([]byte(raw))
 	// Remembered until the id_token would have expired (bounded to a day).
 	err = s.store.UseOnce(r.Context(), storage.Once{Kind: "id_token", Hash: sum[:], Expires: s.now().Add(24 * time.Hour)})

@@ -56,9 +56,10 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	var page web.LoginPage
 	for _, p := range s.providers.All() {
+		info := p.Info()
 		page.Providers = append(page.Providers, web.ProviderButton{
-			Name: p.Name(), Type: p.Type(), DisplayName: p.DisplayName(),
-			Href: "/auth/login/" + url.PathEscape(p.Name()) + q,
+			Name: info.Name, Type: info.Type, DisplayName: info.DisplayName,
+			Href: "/auth/login/" + url.PathEscape(info.Name) + q,
 		})
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -112,30 +113,28 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, linkUser stri
 	if err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
 	}
-	if pp, ok := p.(providers.Preparer); ok { // discovery, when the provider needs it
-		ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
-		err := pp.Prepare(ctx)
-		cancel()
-		if err != nil {
-			return providerPageError(err)
-		}
-	}
 	f := flowState{
-		Provider: p.Name(), State: randomString(32), ReturnTo: returnTo, LinkUser: linkUser,
+		Provider: p.Info().Name, State: randomString(32), ReturnTo: returnTo, LinkUser: linkUser,
 		Expires: s.now().Add(flowCookieTTL).Unix(),
 	}
 	challenge := ""
-	if p.UsesPKCE() {
+	if p.Info().PKCE {
 		f.Verifier = randomString(32)
 		challenge = s256(f.Verifier)
 	}
-	if p.UsesNonce() {
+	if p.Info().Nonce {
 		f.Nonce = randomString(32)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), providerDeadline) // discovery, when the provider needs it
+	authURL, err := p.AuthCodeURL(ctx, providers.AuthOptions{State: f.State, Nonce: f.Nonce, CodeChallenge: challenge})
+	cancel()
+	if err != nil {
+		return providerPageError(err)
 	}
 	if err := s.setFlowCookie(w, stateCookie, callbackPath, f); err != nil {
 		return err
 	}
-	redirect(w, p.AuthCodeURL(f.State, f.Nonce, challenge), http.StatusFound)
+	redirect(w, authURL, http.StatusFound)
 	return nil
 }
 

@@ -27,8 +27,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /auth/me", s.api(s.me))
 	mux.Handle("DELETE /auth/me", s.api(s.deleteMe))
 	mux.Handle("DELETE /auth/identities/{provider}", s.api(s.unlinkIdentity))
-	mux.Handle("POST /auth/webhooks/kakao/unlink", s.api(s.kakaoUnlink))
-	mux.Handle("GET /auth/webhooks/kakao/unlink", s.api(s.kakaoUnlink))
+	mux.Handle("POST /auth/webhooks/kakao/unlink", s.api(s.providerNotification)) // read by the kakao preset
+	mux.Handle("GET /auth/webhooks/kakao/unlink", s.api(s.providerNotification))
 
 	// Public documents, served from memory.
 	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)

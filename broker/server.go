@@ -13,7 +13,6 @@ import (
 	"github.com/gorilla/securecookie"
 
 	"github.com/socialbroker/broker/broker/keys"
-	"github.com/socialbroker/broker/internal/config"
 	"github.com/socialbroker/broker/internal/ratelimit"
 	"github.com/socialbroker/broker/internal/seal"
 	"github.com/socialbroker/broker/internal/web"
@@ -23,7 +22,7 @@ import (
 
 // Deps are the server's dependencies, built once at start.
 type Deps struct {
-	Config    *config.Config
+	Config    Config
 	Store     *storage.Store
 	Keys      *keys.Manager
 	Providers *providers.Registry
@@ -35,7 +34,7 @@ type Deps struct {
 
 // Server serves the broker's HTTP surface.
 type Server struct {
-	cfg       *config.Config
+	cfg       Config
 	store     *storage.Store
 	keys      *keys.Manager
 	providers *providers.Registry
@@ -94,8 +93,8 @@ func New(d Deps) (*Server, error) {
 	return s, nil
 }
 
-// RunMaintenance deletes ended sessions and their tokens periodically until
-// ctx ends. Revoked and expired sessions are kept a day for investigation.
+// RunMaintenance deletes ended sessions and their tokens, and expired
+// single-use values, every `every` until ctx ends. Revoked and expired sessions are kept a day for investigation.
 func (s *Server) RunMaintenance(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -1,4 +1,4 @@
-// Package emulator runs strict, in-process emulators of the identity providers
+// Package fakeidp runs strict, in-process emulators of the identity providers
 // the broker talks to (Kakao, Naver, Google, a generic OpenID Connect provider
 // and a Gitea-like OAuth2 server). Each emulator is a real HTTP server on
 // loopback that speaks the provider's wire format, including its quirks and its
@@ -6,10 +6,11 @@
 // client_id, unregistered redirect_uri, replayed or expired codes, bad PKCE
 // verifiers, wrong client secrets.
 //
-// The emulators back the broker's tests and `broker dev`. Faults (slow,
+// The emulators back the broker's tests, broker-dev and brokerbench; they
+// live under internal/ and are never linked into the shipped broker binary. Faults (slow,
 // failing or resetting endpoints, oversized, trickled or gzip-bomb bodies,
 // forged id_tokens) are switched on with SetFaults.
-package emulator
+package fakeidp
 
 import (
 	"context"
