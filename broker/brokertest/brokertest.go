@@ -141,6 +141,7 @@ func New(t testing.TB, o Options) *Env {
 			Kind: fakeidp.Kind(kind), ClientID: kind + "-client", ClientSecret: kind + "-secret",
 			AdminKey: "kakao-admin-key", RedirectURIs: []string{issuer + "/auth/callback/" + kind},
 			ExtraAudiences: []string{kind + "-native"}, User: Users[kind], Now: o.Clock.Now,
+			AttackerEndpoints: true, // forged id_tokens name them
 		})
 		if err != nil {
 			t.Fatal(err)

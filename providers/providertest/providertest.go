@@ -82,6 +82,8 @@ func Start(t testing.TB, s Setup) *Env {
 		ExtraAudiences: s.ExtraAudiences,
 		User:           s.User,
 		Now:            clock.Now,
+		// The id_token faults include tokens naming these URLs.
+		AttackerEndpoints: true,
 	})
 	if err != nil {
 		t.Fatalf("fakeidp.Start(%s): %v", s.Kind, err)
