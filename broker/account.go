@@ -40,10 +40,10 @@ func (s *Server) unlinkIdentity(w http.ResponseWriter, r *http.Request) error {
 	err = s.store.UnlinkIdentity(r.Context(), c.Sub, r.PathValue("provider"), s.now())
 	switch {
 	case errors.Is(err, storage.ErrLastIdentity):
-		return &apiError{Status: http.StatusConflict, Code: "last_identity",
+		return &apiError{Status: http.StatusConflict, Code: codeLastIdentity,
 			Description: "This is the account's only sign-in method; link another one first."}
 	case errors.Is(err, storage.ErrNotFound):
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Description: "No identity of this provider is linked."}
+		return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Description: "No identity of this provider is linked."}
 	case err != nil:
 		return err
 	}
@@ -66,14 +66,14 @@ func (s *Server) providerNotification(w http.ResponseWriter, r *http.Request) er
 		}
 	}
 	if recv == nil {
-		return &apiError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Missing or wrong provider authorization."}
+		return &apiError{Status: http.StatusUnauthorized, Code: codeInvalidClient, Description: "Missing or wrong provider authorization."}
 	}
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
 	n, err := recv.ReadNotification(r)
 	if err != nil {
-		return errBadRequest("invalid_request", err.Error())
+		return errBadRequest(codeInvalidRequest, err.Error())
 	}
 	name := recv.(providers.Provider).Info().Name
 	ctx, cancel := context.WithTimeout(r.Context(), 2500*time.Millisecond)
