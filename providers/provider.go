@@ -2,6 +2,13 @@
 // any OpenID Connect issuer, any OAuth2 server with a JSON userinfo endpoint)
 // into one small interface the broker drives during the server-side
 // authorization-code flow.
+//
+// Each preset is one file that registers its type (see register): its
+// typed config decoded strictly from the config entry, its checks and
+// defaults, the Provider it builds and the optional capabilities that
+// Provider implements (IDTokenVerifier, Revoker, NotificationReceiver). The
+// registry looks types up in that map; nothing else names a preset. Its
+// emulator is one dialect file in internal/fakeidp.
 package providers
 
 import (

@@ -37,17 +37,9 @@ import (
 	"time"
 )
 
-// Kind selects which provider an Emulator plays.
+// Kind selects which provider an Emulator plays: each dialect file
+// declares its own (Kakao, Naver, Google, OIDC, OAuth2).
 type Kind string
-
-// The providers that can be emulated.
-const (
-	Kakao  Kind = "kakao"
-	Naver  Kind = "naver"
-	Google Kind = "google"
-	OIDC   Kind = "oidc"   // a generic OpenID Connect provider (Google-like, own paths)
-	OAuth2 Kind = "oauth2" // a generic OAuth2 server with JSON userinfo, Gitea-like
-)
 
 // User is the person who consents on the emulator's consent page.
 type User struct {

@@ -15,6 +15,9 @@ import (
 // 4/0A codes.
 type googleDialect struct{ standard }
 
+// Google is the Kind of this dialect.
+const Google Kind = "google"
+
 func init() { dialects[Google] = googleDialect{} }
 
 const (

@@ -15,6 +15,9 @@ import (
 // numeric id, the unlink and logout APIs, an id_token with openid.
 type kakaoDialect struct{ standard }
 
+// Kakao is the Kind of this dialect.
+const Kakao Kind = "kakao"
+
 func init() { dialects[Kakao] = kakaoDialect{} }
 
 var kakaoScopes = []string{

@@ -14,6 +14,9 @@ import (
 // envelope, legacy grant_type=delete.
 type naverDialect struct{ standard }
 
+// Naver is the Kind of this dialect.
+const Naver Kind = "naver"
+
 func init() { dialects[Naver] = naverDialect{} }
 
 func (naverDialect) paths() paths {

@@ -13,6 +13,9 @@ import (
 // 400, {"message","url"} API errors, no revocation, no id_token.
 type oauth2Dialect struct{ standard }
 
+// OAuth2 is the Kind of this dialect.
+const OAuth2 Kind = "oauth2" // a generic OAuth2 server with JSON userinfo, Gitea-like
+
 func init() { dialects[OAuth2] = oauth2Dialect{} }
 
 func (oauth2Dialect) paths() paths {

@@ -11,6 +11,9 @@ import (
 // offline_access, auth_time and preferred_username, refresh tokens rotated.
 type oidcDialect struct{ standard }
 
+// OIDC is the Kind of this dialect.
+const OIDC Kind = "oidc" // a generic OpenID Connect provider (Google-like, own paths)
+
 func init() { dialects[OIDC] = oidcDialect{} }
 
 func (oidcDialect) paths() paths {
