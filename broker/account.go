@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
@@ -41,10 +40,10 @@ func (s *Server) unlinkIdentity(w http.ResponseWriter, r *http.Request) error {
 	err = s.store.UnlinkIdentity(r.Context(), c.Sub, r.PathValue("provider"), s.now())
 	switch {
 	case errors.Is(err, storage.ErrLastIdentity):
-		return &apiError{Status: http.StatusConflict, Code: "last_identity",
+		return &apiError{Status: http.StatusConflict, Code: codeLastIdentity,
 			Description: "This is the account's only sign-in method; link another one first."}
 	case errors.Is(err, storage.ErrNotFound):
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Description: "No identity of this provider is linked."}
+		return &apiError{Status: http.StatusNotFound, Code: codeNotFound, Description: "No identity of this provider is linked."}
 	case err != nil:
 		return err
 	}
@@ -53,55 +52,42 @@ func (s *Server) unlinkIdentity(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// kakaoUnlink is Kakao's unlink webhook (POST form or GET query with
-// app_id, user_id, referrer_type), authenticated by
-// `Authorization: KakaoAK <admin_key>`. It answers well within Kakao's 3 s.
-func (s *Server) kakaoUnlink(w http.ResponseWriter, r *http.Request) error {
-	name, ok := s.kakaoByAdminKey(r.Header.Get("Authorization"))
-	if !ok {
-		return &apiError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Missing or wrong KakaoAK authorization."}
+// providerNotification serves /auth/webhooks/{hook}: a provider calling
+// back about one of its users (Kakao's unlink webhook). The provider whose
+// credentials the request carries reads it; it answers well within Kakao's
+// 3 s.
+func (s *Server) providerNotification(w http.ResponseWriter, r *http.Request) error {
+	hook := strings.TrimPrefix(r.URL.Path, "/auth/webhooks/")
+	var recv providers.NotificationReceiver
+	for _, n := range s.providers.Receivers(hook) {
+		if n.Authenticates(r) {
+			recv = n
+			break
+		}
+	}
+	if recv == nil {
+		return &apiError{Status: http.StatusUnauthorized, Code: codeInvalidClient, Description: "Missing or wrong provider authorization."}
 	}
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
-	userID, ok := queryParam(r.PostForm, "user_id")
-	if userID == "" && ok {
-		userID, ok = queryParam(r.URL.Query(), "user_id")
+	n, err := recv.ReadNotification(r)
+	if err != nil {
+		return errBadRequest(codeInvalidRequest, err.Error())
 	}
-	if !ok {
-		return errBadRequest("invalid_request", "user_id must be sent once.")
-	}
-	if !isKakaoUserID(userID) {
-		return errBadRequest("invalid_request", "user_id must be a Kakao user id (decimal digits).")
-	}
+	name := recv.(providers.Provider).Info().Name
 	ctx, cancel := context.WithTimeout(r.Context(), 2500*time.Millisecond)
 	defer cancel()
 	a := storage.ActorOf(ctx)
 	a.Name = "provider"
-	found, deleted, err := s.store.RemoveIdentity(storage.WithActor(ctx, a), name, userID, s.now())
+	found, deleted, err := s.store.RemoveIdentity(storage.WithActor(ctx, a), name, n.Subject, s.now())
 	if err != nil {
 		return err
 	}
-	s.log.Info("kakao unlink webhook", "provider", name, "known", found, "user_deleted", deleted,
-		"referrer_type", logSafe(r.FormValue("referrer_type"), 32))
+	s.log.Info("provider notification", "provider", name, "hook", hook, "event", n.Event, "known", found, "user_deleted", deleted,
+		"detail", logSafe(n.Detail, 32))
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	return nil
-}
-
-// kakaoByAdminKey finds the kakao provider whose admin_key the header
-// carries (constant-time).
-func (s *Server) kakaoByAdminKey(header string) (string, bool) {
-	scheme, key, ok := strings.Cut(header, " ")
-	if !ok || scheme != "KakaoAK" || key == "" {
-		return "", false
-	}
-	for _, p := range s.cfg.Providers {
-		if p.Type == "kakao" && p.AdminKey != "" &&
-			subtle.ConstantTimeCompare([]byte(key), []byte(p.AdminKey)) == 1 {
-			return p.Name, true
-		}
-	}
-	return "", false
 }
 
 func (s *Server) kickRevocations() {
@@ -205,18 +191,4 @@ func (s *Server) revokeOne(ctx context.Context, rv storage.Revocation) bool {
 		s.log.Warn("revocation retry not recorded", "id", rv.ID, "err", err)
 	}
 	return false
-}
-
-// isKakaoUserID reports whether s looks like a Kakao user id (회원번호): a
-// Long, sent as 1 to 20 decimal digits.
-func isKakaoUserID(s string) bool {
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

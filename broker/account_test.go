@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/socialbroker/broker/broker/brokertest"
-	"github.com/socialbroker/broker/providers/emulator"
+	"github.com/socialbroker/broker/internal/fakeidp"
 	"github.com/socialbroker/broker/providers/providertest"
 )
 
@@ -94,7 +94,7 @@ func TestLinkUnlinkAndDelete(t *testing.T) {
 	if _, _, err := env.Broker.ProcessRevocations(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var unlink *emulator.Call
+	var unlink *fakeidp.Call
 	for _, c := range env.Emulators["kakao"].Calls() {
 		if c.Path == "/v1/user/unlink" {
 			c := c
@@ -116,7 +116,7 @@ func TestRevocationRetriedUntilProviderRecovers(t *testing.T) {
 	c := env.Client()
 	loginAs(t, env, c, "naver", "")
 	at := currentAccess(t, env, c)
-	env.Emulators["naver"].SetFaults(emulator.Faults{RevokeStatus: 500})
+	env.Emulators["naver"].SetFaults(fakeidp.Faults{RevokeStatus: 500})
 	wantStatus(t, do(t, c, "DELETE", env.URL+"/auth/me", nil, bearer(at)), 204) // never blocked by the provider
 	ctx := context.Background()
 	if done, failed, err := env.Broker.ProcessRevocations(ctx); err != nil || done != 0 || failed != 1 {
@@ -125,7 +125,7 @@ func TestRevocationRetriedUntilProviderRecovers(t *testing.T) {
 	if done, failed, _ := env.Broker.ProcessRevocations(ctx); done+failed != 0 {
 		t.Fatal("retried before its backoff")
 	}
-	env.Emulators["naver"].SetFaults(emulator.Faults{})
+	env.Emulators["naver"].SetFaults(fakeidp.Faults{})
 	env.Clock.Advance(31 * time.Second)
 	if done, failed, err := env.Broker.ProcessRevocations(ctx); err != nil || done != 1 || failed != 0 {
 		t.Fatalf("retry: done %d failed %d err %v; want 1, 0", done, failed, err)
@@ -137,7 +137,7 @@ func TestRevocationRetriedUntilProviderRecovers(t *testing.T) {
 	// error in the log.
 	loginAs(t, env, c, "naver", "")
 	at = currentAccess(t, env, c)
-	env.Emulators["naver"].SetFaults(emulator.Faults{RevokeStatus: 500})
+	env.Emulators["naver"].SetFaults(fakeidp.Faults{RevokeStatus: 500})
 	wantStatus(t, do(t, c, "DELETE", env.URL+"/auth/me", nil, bearer(at)), 204)
 	if done, failed, _ := env.Broker.ProcessRevocations(ctx); done != 0 || failed != 1 {
 		t.Fatalf("first attempt: done %d failed %d; want 0, 1", done, failed)
@@ -326,12 +326,12 @@ func TestTokenExchange(t *testing.T) {
 	// Every id_token attack of the callback, applied to the exchange; the
 	// app sends a nonce, so nonce faults count too.
 	for _, fault := range providertest.IDTokenFaults {
-		if fault == emulator.SubMismatch { // a userinfo mismatch: the exchange has no userinfo
+		if fault == fakeidp.SubMismatch { // a userinfo mismatch: the exchange has no userinfo
 			continue
 		}
-		kakao.SetFaults(emulator.Faults{IDToken: fault})
+		kakao.SetFaults(fakeidp.Faults{IDToken: fault})
 		tok := kakao.MintIDToken(map[string]any{"nonce": "app-nonce"})
-		kakao.SetFaults(emulator.Faults{})
+		kakao.SetFaults(fakeidp.Faults{})
 		r := exchangeWith(t, env, "kakao", tok, "app-nonce")
 		if r.StatusCode != 400 || r.json(t).Error != "invalid_grant" {
 			t.Fatalf("%s: %d %s, want 400 invalid_grant", fault, r.StatusCode, r.body)

@@ -29,7 +29,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 	if errors.As(err, &pe) {
 		// Best effort: the audit row must not turn a clean refusal into a 503.
 		aerr := s.store.Audit(r.Context(), storage.AuditEntry{
-			At: s.now(), Type: "login_failed", Provider: logSafe(r.PathValue("provider"), 64), Detail: pe.Code,
+			At: s.now(), Type: "login_failed", Provider: logSafe(r.PathValue("provider"), 64), Detail: string(pe.Code),
 		})
 		if aerr != nil {
 			s.log.Warn("audit row not written", "type", "login_failed", "err", aerr)

@@ -141,22 +141,13 @@ func pageCatalogue(t *testing.T) map[string]bool {
 func providerCodes(t *testing.T) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, f := range parseDir(t, filepath.Join("..", "providers")) {
-		for _, d := range f.Decls {
-			gd, ok := d.(*ast.GenDecl)
-			if !ok || gd.Tok != token.CONST {
+	for _, vs := range constSpecs(parseDir(t, filepath.Join("..", "providers"))) {
+		for i, name := range vs.Names {
+			if !strings.HasPrefix(name.Name, "Code") || i >= len(vs.Values) {
 				continue
 			}
-			for _, spec := range gd.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, name := range vs.Names {
-					if !strings.HasPrefix(name.Name, "Code") || i >= len(vs.Values) {
-						continue
-					}
-					if v, ok := stringLit(vs.Values[i]); ok {
-						out[name.Name] = v
-					}
-				}
+			if v, ok := stringLit(vs.Values[i]); ok {
+				out[name.Name] = v
 			}
 		}
 	}
@@ -174,14 +165,57 @@ type emitted struct {
 	surface string
 }
 
+// constSpecs is every const declaration of the files.
+func constSpecs(files map[string]*ast.File) []*ast.ValueSpec {
+	var out []*ast.ValueSpec
+	for _, f := range files {
+		for _, d := range f.Decls {
+			if gd, ok := d.(*ast.GenDecl); ok && gd.Tok == token.CONST {
+				for _, spec := range gd.Specs {
+					out = append(out, spec.(*ast.ValueSpec))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// codeConsts is the value of every Code constant of broker/*.go (name →
+// code), read from the source: a string literal, or a providers.Code*
+// constant.
+func codeConsts(t *testing.T, files map[string]*ast.File) map[string]string {
+	t.Helper()
+	prov := providerCodes(t)
+	out := map[string]string{}
+	for _, vs := range constSpecs(files) {
+		if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Code" {
+			continue
+		}
+		for i, name := range vs.Names {
+			switch v := vs.Values[i].(type) {
+			case *ast.BasicLit:
+				out[name.Name], _ = stringLit(v)
+			case *ast.SelectorExpr:
+				out[name.Name] = prov[v.Sel.Name]
+			}
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("found only %d Code constants; the scan is broken", len(out))
+	}
+	return out
+}
+
 // handlerErrors finds every apiError{…} and pageError{…} literal with a
-// string Code, every errBadRequest("code", …) call and every map literal
-// with an "error" key (raw JSON error bodies) in broker/*.go.
+// constant Code (a string literal or a Code constant), every
+// errBadRequest(code, …) call and every map literal with an "error" key
+// (raw JSON error bodies) in broker/*.go.
 func handlerErrors(t *testing.T) []emitted {
 	t.Helper()
 	var out []emitted
 	fset := token.NewFileSet()
 	paths, _ := filepath.Glob("*.go")
+	files := map[string]*ast.File{}
 	for _, p := range paths {
 		if strings.HasSuffix(p, "_test.go") {
 			continue
@@ -189,6 +223,27 @@ func handlerErrors(t *testing.T) []emitted {
 		f, err := parser.ParseFile(fset, p, nil, 0)
 		if err != nil {
 			t.Fatal(err)
+		}
+		files[p] = f
+	}
+	consts := codeConsts(t, files)
+	codeOf := func(e ast.Expr) (string, bool) {
+		if s, ok := stringLit(e); ok {
+			return s, true
+		}
+		if call, ok := e.(*ast.CallExpr); ok && len(call.Args) == 1 { // string(codeX)
+			e = call.Args[0]
+		}
+		if id, ok := e.(*ast.Ident); ok {
+			v, ok := consts[id.Name]
+			return v, ok
+		}
+		return "", false
+	}
+	for _, p := range paths {
+		f := files[p]
+		if f == nil {
+			continue
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
@@ -206,7 +261,7 @@ func handlerErrors(t *testing.T) []emitted {
 						switch key := kv.Key.(*ast.Ident); {
 						case key == nil:
 						case key.Name == "Code":
-							e.code, _ = stringLit(kv.Value)
+							e.code, _ = codeOf(kv.Value)
 						case key.Name == "Status":
 							if sel, ok := kv.Value.(*ast.SelectorExpr); ok {
 								if x, ok := sel.X.(*ast.Ident); ok && x.Name == "http" {
@@ -230,7 +285,7 @@ func handlerErrors(t *testing.T) []emitted {
 							continue
 						}
 						if k, _ := stringLit(kv.Key); k == "error" {
-							if v, ok := stringLit(kv.Value); ok {
+							if v, ok := codeOf(kv.Value); ok {
 								out = append(out, emitted{where: fset.Position(n.Pos()).String(), code: v, surface: "api"})
 							}
 						}
@@ -238,7 +293,7 @@ func handlerErrors(t *testing.T) []emitted {
 				}
 			case *ast.CallExpr:
 				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "errBadRequest" && len(n.Args) > 0 {
-					if v, ok := stringLit(n.Args[0]); ok {
+					if v, ok := codeOf(n.Args[0]); ok {
 						out = append(out, emitted{where: fset.Position(n.Pos()).String(), code: v, status: http.StatusBadRequest, surface: "api"})
 					}
 				}
@@ -327,7 +382,7 @@ func TestErrorCodesCoverHandlers(t *testing.T) {
 func TestErrorCodesCoverProviderCodes(t *testing.T) {
 	for name, code := range providerCodes(t) {
 		pe := providerPageError(&providers.Error{Code: code, Cause: errors.New("test")})
-		if pe.Code != code {
+		if string(pe.Code) != code {
 			t.Errorf("providerPageError(%s) shows %q", name, pe.Code)
 		}
 		if !tableHas(code, pe.Status, "page") {
@@ -335,7 +390,7 @@ func TestErrorCodesCoverProviderCodes(t *testing.T) {
 		}
 	}
 	// A failure that is not a *providers.Error is a provider_error.
-	if pe := providerPageError(errors.New("plain")); !tableHas(pe.Code, pe.Status, "page") {
+	if pe := providerPageError(errors.New("plain")); !tableHas(string(pe.Code), pe.Status, "page") {
 		t.Errorf("plain provider failure → %s %d, not in ErrorCodes", pe.Code, pe.Status)
 	}
 }

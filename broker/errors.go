@@ -5,7 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"time"
 
 	"github.com/socialbroker/broker/storage"
 )
@@ -14,21 +14,22 @@ import (
 // the log only.
 type apiError struct {
 	Status      int
-	Code        string
+	Code        Code
 	Description string
 	Cause       error
+	RetryAfter  time.Duration // sent as Retry-After when set
 }
 
 func (e *apiError) Error() string {
 	if e.Cause != nil {
-		return e.Code + ": " + e.Cause.Error()
+		return string(e.Code) + ": " + e.Cause.Error()
 	}
-	return e.Code + ": " + e.Description
+	return string(e.Code) + ": " + e.Description
 }
 
 func (e *apiError) Unwrap() error { return e.Cause }
 
-func errBadRequest(code, desc string) *apiError {
+func errBadRequest(code Code, desc string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: code, Description: desc}
 }
 
@@ -36,12 +37,9 @@ func errBadRequest(code, desc string) *apiError {
 // used (unknown, expired, revoked, reused, malformed), so that the
 // response is no oracle.
 func errInvalidGrant(cause error) *apiError {
-	return &apiError{Status: http.StatusUnauthorized, Code: "invalid_grant",
+	return &apiError{Status: http.StatusUnauthorized, Code: codeInvalidGrant,
 		Description: "The refresh token is invalid, expired or revoked.", Cause: cause}
 }
-
-// retryAfterSeconds is what a 503 asks clients to wait.
-const retryAfterSeconds = 5
 
 // apiHandler is an HTTP handler that returns its error.
 type apiHandler func(w http.ResponseWriter, r *http.Request) error
@@ -60,13 +58,13 @@ func (s *Server) writeAPIError(w http.ResponseWriter, r *http.Request, err error
 	switch {
 	case errors.As(err, &ae):
 	case errors.Is(err, storage.ErrUnavailable):
-		ae = &apiError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
-			Description: "The service is temporarily unavailable. Try again shortly.", Cause: err}
+		ae = &apiError{Status: http.StatusServiceUnavailable, Code: codeTemporarilyUnavail,
+			Description: "The service is temporarily unavailable. Try again shortly.", Cause: err, RetryAfter: retryUnavailable}
 	case errors.Is(err, storage.ErrInvalid):
-		ae = &apiError{Status: http.StatusBadRequest, Code: "invalid_request",
+		ae = &apiError{Status: http.StatusBadRequest, Code: codeInvalidRequest,
 			Description: "The request carries a value that is not valid text.", Cause: err}
 	default:
-		ae = &apiError{Status: http.StatusInternalServerError, Code: "server_error",
+		ae = &apiError{Status: http.StatusInternalServerError, Code: codeServerError,
 			Description: "Something went wrong on our side.", Cause: err}
 	}
 	level := slog.LevelInfo
@@ -78,13 +76,16 @@ func (s *Server) writeAPIError(w http.ResponseWriter, r *http.Request, err error
 	}
 	s.log.Log(r.Context(), level, "request failed", "route", r.Pattern, "code", ae.Code, "status", ae.Status, "err", errString(ae.Cause))
 	h := w.Header()
-	if ae.Status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	if ae.Status == http.StatusServiceUnavailable && ae.RetryAfter == 0 {
+		ae.RetryAfter = retryUnavailable
 	}
-	if ae.Code == "invalid_token" { // the Bearer-protected endpoints (RFC 6750)
+	if ae.RetryAfter > 0 {
+		setRetryAfter(h, ae.RetryAfter)
+	}
+	if ae.Code == codeInvalidToken { // the Bearer-protected endpoints (RFC 6750)
 		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
-	writeJSON(w, ae.Status, map[string]string{"error": ae.Code, "error_description": ae.Description})
+	writeJSON(w, ae.Status, map[string]string{"error": string(ae.Code), "error_description": ae.Description})
 }
 
 func errString(err error) string {
@@ -97,7 +98,7 @@ func errString(err error) string {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
+		status, b = http.StatusInternalServerError, []byte(`{"error":"`+codeServerError+`"}`)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

@@ -18,6 +18,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/socialbroker/broker/broker/brokertest"
+	"github.com/socialbroker/broker/internal/app"
 )
 
 // whsec is an endpoint secret as the config takes it.
@@ -138,7 +139,7 @@ func deliver(t *testing.T, env *brokertest.Env) {
 	t.Helper()
 	for range 20 {
 		total := 0
-		for _, ep := range env.Config.Events.Endpoints {
+		for _, ep := range app.BrokerConfig(env.Config).Events.Endpoints {
 			n, err := env.Broker.DeliverEvents(context.Background(), ep)
 			if err != nil {
 				t.Fatal(err)

@@ -56,7 +56,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 		}
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The id_token is invalid.", Cause: err}
 	}
-	id.Provider = p.Name()
+	id.Provider = p.Info().Name
 	// The token is remembered by its verified claims, not its spelling, until
 	// its own exp; one living longer than any provider issues is refused, so
 	// the memory is bounded.

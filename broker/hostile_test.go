@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/socialbroker/broker/broker/brokertest"
-	"github.com/socialbroker/broker/providers/emulator"
+	"github.com/socialbroker/broker/internal/fakeidp"
 )
 
 // Garbage in every input of every endpoint is refused with a 4xx and a
@@ -88,7 +88,7 @@ func TestHostileInputNeverFailsTheServer(t *testing.T) {
 	// never reflects markup unescaped.
 	created := 0
 	for i, v := range values {
-		env.Emulators["kakao"].SetUser(emulator.User{Subject: fmt.Sprint(7000 + i)})
+		env.Emulators["kakao"].SetUser(fakeidp.User{Subject: fmt.Sprint(7000 + i)})
 		c := env.Client()
 		r := do(t, c, "GET", approve(t, env, "kakao", startLogin(t, env, c, "kakao", "")), nil, nil)
 		wantStatus(t, r, 200)
@@ -121,13 +121,13 @@ func TestUncleanProviderValues(t *testing.T) {
 	env := brokertest.New(t, brokertest.Options{Providers: []string{"oauth2", "google"}, Signup: "auto"})
 	for _, p := range []string{"oauth2", "google"} {
 		em := env.Emulators[p]
-		em.SetUser(emulator.User{Subject: p + "-sub\x00x", Email: "x@example.com", EmailVerified: true})
+		em.SetUser(fakeidp.User{Subject: p + "-sub\x00x", Email: "x@example.com", EmailVerified: true})
 		c := env.Client()
 		r := do(t, c, "GET", approve(t, env, p, startLogin(t, env, c, p, "")), nil, nil)
 		if r.StatusCode != 502 || !strings.Contains(string(r.body), `id="error-code">invalid_response<`) {
 			t.Fatalf("%s: NUL in the subject: %d, want 502 invalid_response", p, r.StatusCode)
 		}
-		em.SetUser(emulator.User{Subject: p + "-42", Nickname: "nick\x00name", Name: "bidi\u202ename", Email: "x@example.com", EmailVerified: true})
+		em.SetUser(fakeidp.User{Subject: p + "-42", Nickname: "nick\x00name", Name: "bidi\u202ename", Email: "x@example.com", EmailVerified: true})
 		c = env.Client()
 		wantStatus(t, do(t, c, "GET", approve(t, env, p, startLogin(t, env, c, p, "")), nil, nil), 303)
 		profile, _ := me(t, env, c)["profile"].(map[string]any)

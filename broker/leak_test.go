@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/socialbroker/broker/broker/brokertest"
-	"github.com/socialbroker/broker/providers/emulator"
+	"github.com/socialbroker/broker/internal/fakeidp"
 )
 
 // Failing providers (timeouts, trickled bodies, resets, huge bodies, gzip
@@ -29,7 +29,7 @@ func TestProviderFaultsLeakNothing(t *testing.T) {
 	var mem0 runtime.MemStats
 	runtime.ReadMemStats(&mem0)
 	heapBefore := mem0.HeapAlloc
-	faults := []emulator.Faults{
+	faults := []fakeidp.Faults{
 		{TokenDelay: 3 * time.Second}, // beyond the 2 s provider timeout
 		{UserinfoDelay: 3 * time.Second},
 		{HugeBody: true},
@@ -37,7 +37,7 @@ func TestProviderFaultsLeakNothing(t *testing.T) {
 		{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "userinfo"},
 		{Reset: true},
 		{TokenStatus: 500},
-		{IDToken: emulator.BadSignature},
+		{IDToken: fakeidp.BadSignature},
 	}
 	for i := 0; i < 2; i++ {
 		for _, f := range faults {
@@ -45,7 +45,7 @@ func TestProviderFaultsLeakNothing(t *testing.T) {
 			cb := approve(t, env, "kakao", startLogin(t, env, c, "kakao", ""))
 			em.SetFaults(f)
 			r := do(t, c, "GET", cb, nil, nil)
-			em.SetFaults(emulator.Faults{})
+			em.SetFaults(fakeidp.Faults{})
 			if r.StatusCode < 400 {
 				t.Fatalf("fault %+v: status %d", f, r.StatusCode)
 			}
@@ -54,12 +54,12 @@ func TestProviderFaultsLeakNothing(t *testing.T) {
 	// A 64 MiB gzip bomb costs the broker about its 1 MiB cap, not the bomb.
 	c := env.Client()
 	cb := approve(t, env, "kakao", startLogin(t, env, c, "kakao", ""))
-	em.SetFaults(emulator.Faults{GzipBomb: true, BodyFaultsOnly: "userinfo"})
+	em.SetFaults(fakeidp.Faults{GzipBomb: true, BodyFaultsOnly: "userinfo"})
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	r := do(t, c, "GET", cb, nil, nil)
 	runtime.ReadMemStats(&m1)
-	em.SetFaults(emulator.Faults{})
+	em.SetFaults(fakeidp.Faults{})
 	wantStatus(t, r, 502)
 	alloc := m1.TotalAlloc - m0.TotalAlloc
 	t.Logf("a gzip-bomb login allocated %.1f MiB", float64(alloc)/(1<<20))

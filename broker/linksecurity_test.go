@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/socialbroker/broker/broker/brokertest"
-	"github.com/socialbroker/broker/providers/emulator"
+	"github.com/socialbroker/broker/internal/fakeidp"
 )
 
 // refreshOf returns the refresh token a browser's jar holds.
@@ -142,7 +142,7 @@ func TestPlantedLinkCookieLinksNothing(t *testing.T) {
 	}
 
 	victim := env.Client()
-	env.Emulators["kakao"].SetUser(emulator.User{Subject: "1234567890", Nickname: "victim"})
+	env.Emulators["kakao"].SetUser(fakeidp.User{Subject: "1234567890", Nickname: "victim"})
 	loginAs(t, env, victim, "kakao", "")
 	victim.Jar.SetCookies(mustURL(t, cb), []*http.Cookie{flow})
 	r = do(t, victim, "GET", cb, nil, nil)

@@ -56,9 +56,10 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	var page web.LoginPage
 	for _, p := range s.providers.All() {
+		info := p.Info()
 		page.Providers = append(page.Providers, web.ProviderButton{
-			Name: p.Name(), Type: p.Type(), DisplayName: p.DisplayName(),
-			Href: "/auth/login/" + url.PathEscape(p.Name()) + q,
+			Name: info.Name, Type: info.Type, DisplayName: info.DisplayName,
+			Href: "/auth/login/" + url.PathEscape(info.Name) + q,
 		})
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -112,9 +113,9 @@ func (s *Server) confirmLink(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
 	}
-	name := p.DisplayName()
+	name := p.Info().DisplayName
 	if name == "" {
-		name = p.Name()
+		name = p.Info().Name
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	s.pages.LinkConfirm(w, r, web.LinkConfirmPage{Provider: name, ContinueHref: r.URL.RequestURI(), CancelHref: returnTo})
@@ -139,32 +140,64 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, link storage.
 	if err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
 	}
-	if pp, ok := p.(providers.Preparer); ok { // discovery, when the provider needs it
-		ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
-		err := pp.Prepare(ctx)
-		cancel()
-		if err != nil {
-			return providerPageError(err)
-		}
+	opts, err := authOptions(r.URL.Query(), link.SessionID != "")
+	if err != nil {
+		return err
 	}
 	f := flowState{
-		Provider: p.Name(), State: randomString(32), ReturnTo: returnTo,
+		Provider: p.Info().Name, State: randomString(32), ReturnTo: returnTo,
 		LinkUser: link.UserID, LinkSession: link.SessionID,
 		Expires: s.now().Add(flowCookieTTL).Unix(),
 	}
 	challenge := ""
-	if p.UsesPKCE() {
+	if p.Info().PKCE {
 		f.Verifier = randomString(32)
 		challenge = s256(f.Verifier)
 	}
-	if p.UsesNonce() {
+	if p.Info().Nonce {
 		f.Nonce = randomString(32)
+	}
+	opts.State, opts.Nonce, opts.CodeChallenge = f.State, f.Nonce, challenge
+	ctx, cancel := context.WithTimeout(r.Context(), providerDeadline) // discovery, when the provider needs it
+	authURL, err := p.AuthCodeURL(ctx, opts)
+	cancel()
+	if err != nil {
+		return providerPageError(err)
 	}
 	if err := s.setFlowCookie(w, s.stateCookie, f); err != nil {
 		return err
 	}
-	redirect(w, p.AuthCodeURL(f.State, f.Nonce, challenge), http.StatusFound)
+	redirect(w, authURL, http.StatusFound)
 	return nil
+}
+
+// maxLoginHint bounds the login_hint passed on to a provider.
+const maxLoginHint = 256
+
+// authOptions reads prompt (login, consent or select_account; each
+// provider maps it to its own spelling) and login_hint from a login or
+// link start. A link without a prompt asks for the account chooser, so the
+// person sees which provider account is about to be linked.
+func authOptions(q url.Values, link bool) (providers.AuthOptions, error) {
+	var o providers.AuthOptions
+	prompt, ok1 := queryParam(q, "prompt")
+	hint, ok2 := queryParam(q, "login_hint")
+	if !ok1 || !ok2 {
+		return o, &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: errDuplicateParam}
+	}
+	switch prompt {
+	case "", "login", "consent", "select_account":
+	default:
+		return o, &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: errors.New("prompt must be login, consent or select_account")}
+	}
+	if len(hint) > maxLoginHint || !providers.CleanText(hint) {
+		return o, &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: errors.New("login_hint over 256 bytes or not text")}
+	}
+	if prompt == "" && link {
+		prompt = "select_account"
+	}
+	o.Prompt, o.LoginHint = providers.Prompt(prompt), hint
+	return o, nil
 }
 
 // profileOf is what a new user's profile starts with when no form is shown.

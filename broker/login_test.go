@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/socialbroker/broker/broker/brokertest"
-	"github.com/socialbroker/broker/providers/emulator"
+	"github.com/socialbroker/broker/internal/fakeidp"
 	"github.com/socialbroker/broker/providers/providertest"
 )
 
@@ -121,7 +121,7 @@ func TestLoginRequestCarriesStateNoncePKCE(t *testing.T) {
 	u, _ := url.Parse(startLogin(t, env, c, "kakao", ""))
 	q := u.Query()
 	if q.Get("redirect_uri") != env.URL+"/auth/callback/kakao" || len(q.Get("state")) < 22 || len(q.Get("nonce")) < 22 ||
-		q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("scope") != "openid,profile_nickname" {
+		q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("scope") != "openid,profile_nickname,profile_image,account_email" {
 		t.Fatalf("kakao authorize query = %v", q)
 	}
 	var state *http.Cookie
@@ -163,7 +163,7 @@ func TestLoginFailuresLeaveNothing(t *testing.T) {
 	type tc struct {
 		name     string
 		provider string
-		faults   emulator.Faults
+		faults   fakeidp.Faults
 		mangle   func(t *testing.T, c *http.Client, cb string) string // returns the callback URL to call
 		status   int
 		code     string
@@ -179,27 +179,27 @@ func TestLoginFailuresLeaveNothing(t *testing.T) {
 				return strings.Replace(cb, "/auth/callback/kakao", "/auth/callback/naver", 1)
 			}},
 		{name: "user cancelled", provider: "naver", status: 403, code: "access_denied"},
-		{name: "bad id_token signature", provider: "kakao", faults: emulator.Faults{IDToken: emulator.BadSignature}, status: 400, code: "invalid_id_token"},
-		{name: "wrong audience", provider: "google", faults: emulator.Faults{IDToken: emulator.WrongAudience}, status: 400, code: "invalid_id_token"},
-		{name: "wrong issuer", provider: "oidc", faults: emulator.Faults{IDToken: emulator.WrongIssuer}, status: 400, code: "invalid_id_token"},
-		{name: "wrong nonce", provider: "kakao", faults: emulator.Faults{IDToken: emulator.WrongNonce}, status: 400, code: "invalid_id_token"},
-		{name: "alg none", provider: "google", faults: emulator.Faults{IDToken: emulator.AlgNone}, status: 400, code: "invalid_id_token"},
-		{name: "naver envelope failure", provider: "naver", faults: emulator.Faults{UserinfoStatus: 200, UserinfoBody: `{"resultcode":"024","message":"Authentication failed"}`}, status: 502, code: "invalid_response"},
-		{name: "token endpoint 500", provider: "oauth2", faults: emulator.Faults{TokenStatus: 500}, status: 502, code: "provider_error"},
-		{name: "huge body", provider: "kakao", faults: emulator.Faults{HugeBody: true}, status: 502, code: "provider_error"},
-		{name: "gzip bomb token", provider: "naver", faults: emulator.Faults{GzipBomb: true, BodyFaultsOnly: "token"}, status: 502, code: "provider_error"},
-		{name: "gzip bomb userinfo", provider: "kakao", faults: emulator.Faults{GzipBomb: true, BodyFaultsOnly: "userinfo"}, status: 502, code: "provider_error"},
-		{name: "reset token", provider: "google", faults: emulator.Faults{Reset: true, BodyFaultsOnly: "token"}, status: 502, code: "provider_error"},
-		{name: "reset userinfo", provider: "oauth2", faults: emulator.Faults{Reset: true, BodyFaultsOnly: "userinfo"}, status: 502, code: "provider_error"},
-		{name: "trickled token body", provider: "oidc", faults: emulator.Faults{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "token"}, status: 504, code: "provider_timeout"},
-		{name: "trickled userinfo body", provider: "naver", faults: emulator.Faults{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "userinfo"}, status: 504, code: "provider_timeout"},
+		{name: "bad id_token signature", provider: "kakao", faults: fakeidp.Faults{IDToken: fakeidp.BadSignature}, status: 400, code: "invalid_id_token"},
+		{name: "wrong audience", provider: "google", faults: fakeidp.Faults{IDToken: fakeidp.WrongAudience}, status: 400, code: "invalid_id_token"},
+		{name: "wrong issuer", provider: "oidc", faults: fakeidp.Faults{IDToken: fakeidp.WrongIssuer}, status: 400, code: "invalid_id_token"},
+		{name: "wrong nonce", provider: "kakao", faults: fakeidp.Faults{IDToken: fakeidp.WrongNonce}, status: 400, code: "invalid_id_token"},
+		{name: "alg none", provider: "google", faults: fakeidp.Faults{IDToken: fakeidp.AlgNone}, status: 400, code: "invalid_id_token"},
+		{name: "naver envelope failure", provider: "naver", faults: fakeidp.Faults{UserinfoStatus: 200, UserinfoBody: `{"resultcode":"024","message":"Authentication failed"}`}, status: 502, code: "invalid_response"},
+		{name: "token endpoint 500", provider: "oauth2", faults: fakeidp.Faults{TokenStatus: 500}, status: 502, code: "provider_error"},
+		{name: "huge body", provider: "kakao", faults: fakeidp.Faults{HugeBody: true}, status: 502, code: "provider_error"},
+		{name: "gzip bomb token", provider: "naver", faults: fakeidp.Faults{GzipBomb: true, BodyFaultsOnly: "token"}, status: 502, code: "provider_error"},
+		{name: "gzip bomb userinfo", provider: "kakao", faults: fakeidp.Faults{GzipBomb: true, BodyFaultsOnly: "userinfo"}, status: 502, code: "provider_error"},
+		{name: "reset token", provider: "google", faults: fakeidp.Faults{Reset: true, BodyFaultsOnly: "token"}, status: 502, code: "provider_error"},
+		{name: "reset userinfo", provider: "oauth2", faults: fakeidp.Faults{Reset: true, BodyFaultsOnly: "userinfo"}, status: 502, code: "provider_error"},
+		{name: "trickled token body", provider: "oidc", faults: fakeidp.Faults{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "token"}, status: 504, code: "provider_timeout"},
+		{name: "trickled userinfo body", provider: "naver", faults: fakeidp.Faults{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "userinfo"}, status: 504, code: "provider_timeout"},
 	}
 	// Every id_token defect the emulator can forge, spread over the
 	// providers that issue id_tokens.
 	for i, fault := range providertest.IDTokenFaults {
 		p := []string{"kakao", "google", "oidc"}[i%3]
 		cases = append(cases, tc{name: "id_token " + string(fault) + " via " + p, provider: p,
-			faults: emulator.Faults{IDToken: fault}, status: 400, code: "invalid_id_token"})
+			faults: fakeidp.Faults{IDToken: fault}, status: 400, code: "invalid_id_token"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -226,7 +226,7 @@ func TestLoginFailuresLeaveNothing(t *testing.T) {
 				target = c.mangle(t, cl, target)
 			}
 			em.SetFaults(c.faults)
-			defer em.SetFaults(emulator.Faults{})
+			defer em.SetFaults(fakeidp.Faults{})
 			if cl.Jar == nil {
 				cl = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			}

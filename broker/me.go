@@ -10,7 +10,7 @@ import (
 )
 
 func errInvalidToken(cause error) *apiError {
-	return &apiError{Status: http.StatusUnauthorized, Code: "invalid_token",
+	return &apiError{Status: http.StatusUnauthorized, Code: codeInvalidToken,
 		Description: "The access token is missing, invalid or expired.", Cause: cause}
 }
 

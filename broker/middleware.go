@@ -2,7 +2,6 @@ package broker
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -48,7 +47,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if p := recover(); p != nil {
 				s.log.Error("panic serving request", "route", r.Pattern, "panic", p)
 				if sw.status == 0 {
-					writeJSON(sw, http.StatusInternalServerError, map[string]string{"error": "server_error", "error_description": "Something went wrong on our side."})
+					writeJSON(sw, http.StatusInternalServerError, map[string]string{"error": string(codeServerError), "error_description": "Something went wrong on our side."})
 				}
 			}
 			route := r.Pattern
@@ -168,7 +167,7 @@ func (s *Server) checkOrigin(r *http.Request) error {
 	if origin == "null" && r.Header.Get("Sec-Fetch-Site") == "same-origin" {
 		return nil
 	}
-	return &apiError{Status: http.StatusForbidden, Code: "invalid_origin",
+	return &apiError{Status: http.StatusForbidden, Code: codeInvalidOrigin,
 		Description: "Requests from this origin are not allowed."}
 }
 
@@ -176,8 +175,7 @@ func (s *Server) checkOrigin(r *http.Request) error {
 func (s *Server) limit(l *ratelimit.Limiter, r *http.Request, w http.ResponseWriter) bool {
 	ok, retry := l.Allow(ratelimit.ClientAddr(r, s.cfg.Limits.TrustedProxies), s.now())
 	if !ok {
-		secs := int(retry/time.Second) + 1
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		setRetryAfter(w.Header(), retry+time.Second) // rounded up
 	}
 	return ok
 }
@@ -186,7 +184,7 @@ func (s *Server) limit(l *ratelimit.Limiter, r *http.Request, w http.ResponseWri
 func (s *Server) limited(l *ratelimit.Limiter, h apiHandler) apiHandler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if !s.limit(l, r, w) {
-			return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			return &apiError{Status: http.StatusTooManyRequests, Code: codeRateLimited,
 				Description: "Too many requests. Try again later."}
 		}
 		return h(w, r)

@@ -14,9 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/socialbroker/broker/broker/brokertest"
+	"github.com/socialbroker/broker/internal/fakeidp"
 	"github.com/socialbroker/broker/internal/pglocal"
 	"github.com/socialbroker/broker/internal/pgtest"
-	"github.com/socialbroker/broker/providers/emulator"
 	"github.com/socialbroker/broker/storage"
 )
 
@@ -289,7 +289,7 @@ func TestConnectionsKilledMidCallback(t *testing.T) {
 	deadline := time.Now().Add(4 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
 		sub := fmt.Sprintf("killed-mid-callback-%d", i%20) // new users first, then returning ones
-		em.SetUser(emulator.User{Subject: sub, Email: sub + "@gmail.example", EmailVerified: true})
+		em.SetUser(fakeidp.User{Subject: sub, Email: sub + "@gmail.example", EmailVerified: true})
 		c := env.Client()
 		cb := approve(t, env, "google", startLogin(t, env, c, "google", ""))
 		r := do(t, c, "GET", cb, nil, nil)

@@ -12,15 +12,15 @@ import (
 // pageError is a failure shown to a browser as the error page.
 type pageError struct {
 	Status int
-	Code   string // a code of the error page's catalogue
+	Code   Code // a code of the error page's catalogue
 	Cause  error
 }
 
 func (e *pageError) Error() string {
 	if e.Cause != nil {
-		return e.Code + ": " + e.Cause.Error()
+		return string(e.Code) + ": " + e.Cause.Error()
 	}
-	return e.Code
+	return string(e.Code)
 }
 
 func (e *pageError) Unwrap() error { return e.Cause }
@@ -41,40 +41,40 @@ func (s *Server) page(h pageHandler) http.Handler {
 		switch {
 		case errors.As(err, &pe):
 		case errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests:
-			pe = &pageError{Status: ae.Status, Code: "rate_limited"}
+			pe = &pageError{Status: ae.Status, Code: codeRateLimited}
 		case errors.As(err, &ae) && ae.Status == http.StatusForbidden:
-			pe = &pageError{Status: ae.Status, Code: "invalid_request", Cause: ae}
+			pe = &pageError{Status: ae.Status, Code: codeInvalidRequest, Cause: ae}
 		case errors.Is(err, storage.ErrUnavailable):
-			pe = &pageError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Cause: err}
-			w.Header().Set("Retry-After", "5")
+			pe = &pageError{Status: http.StatusServiceUnavailable, Code: codeTemporarilyUnavail, Cause: err}
+			setRetryAfter(w.Header(), retryUnavailable)
 		case errors.Is(err, storage.ErrInvalid):
-			pe = &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: err}
+			pe = &pageError{Status: http.StatusBadRequest, Code: codeInvalidRequest, Cause: err}
 		default:
-			pe = &pageError{Status: http.StatusInternalServerError, Code: "server_error", Cause: err}
+			pe = &pageError{Status: http.StatusInternalServerError, Code: codeServerError, Cause: err}
 		}
 		level := slog.LevelInfo
 		switch {
 		case pe.Status == http.StatusServiceUnavailable:
 			level = slog.LevelWarn
-		case pe.Status >= 500 && pe.Code == "server_error":
+		case pe.Status >= 500 && pe.Code == codeServerError:
 			level = slog.LevelError
 		}
 		s.log.Log(r.Context(), level, "page failed", "route", r.Pattern, "code", pe.Code, "status", pe.Status, "err", errString(pe.Cause))
 		w.Header().Set("Cache-Control", "no-store")
-		s.pages.Error(w, r, pe.Status, pe.Code)
+		s.pages.Error(w, r, pe.Status, string(pe.Code))
 	})
 }
 
 // providerPageError maps a provider failure onto the error page.
 func providerPageError(err error) *pageError {
-	code := providers.ErrorCode(err)
+	code := Code(providers.ErrorCode(err))
 	status := http.StatusBadGateway
 	switch code {
-	case providers.CodeAccessDenied:
+	case codeAccessDenied:
 		status = http.StatusForbidden
-	case providers.CodeInvalidGrant, providers.CodeInvalidIDToken:
+	case codeInvalidGrant, codeInvalidIDToken:
 		status = http.StatusBadRequest
-	case providers.CodeProviderTimeout:
+	case codeProviderTimeout:
 		status = http.StatusGatewayTimeout
 	}
 	return &pageError{Status: status, Code: code, Cause: err}

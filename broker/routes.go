@@ -29,8 +29,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("DELETE /auth/identities/{provider}", s.api(s.unlinkIdentity))
 	mux.Handle("GET /auth/sessions", s.api(s.listSessions))
 	mux.Handle("DELETE /auth/sessions/{id}", s.api(s.revokeSession))
-	mux.Handle("POST /auth/webhooks/kakao/unlink", s.api(s.kakaoUnlink))
-	mux.Handle("GET /auth/webhooks/kakao/unlink", s.api(s.kakaoUnlink))
+	mux.Handle("POST /auth/webhooks/kakao/unlink", s.api(s.providerNotification)) // read by the kakao preset
+	mux.Handle("GET /auth/webhooks/kakao/unlink", s.api(s.providerNotification))
 
 	// Public documents, served from memory.
 	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)
@@ -92,20 +92,20 @@ func (s *Server) unrouted(mux *http.ServeMux) http.Handler {
 		if allow := probe.header.Get("Allow"); allow != "" {
 			w.Header().Set("Allow", allow)
 		}
-		code, desc := "not_found", "No such endpoint."
+		code, desc := codeNotFound, "No such endpoint."
 		if probe.status == http.StatusMethodNotAllowed {
-			code, desc = "method_not_allowed", "This endpoint does not accept this method; see the Allow header."
+			code, desc = codeMethodNotAllowed, "This endpoint does not accept this method; see the Allow header."
 		}
 		// Not logged as failures (scanners ask for anything); the request
 		// log and the metrics still count them.
 		for _, p := range apiPrefixes {
 			if r.URL.Path == p || strings.HasPrefix(r.URL.Path, p+"/") {
-				writeJSON(w, probe.status, map[string]string{"error": code, "error_description": desc})
+				writeJSON(w, probe.status, map[string]string{"error": string(code), "error_description": desc})
 				return
 			}
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		s.pages.Error(w, r, probe.status, code)
+		s.pages.Error(w, r, probe.status, string(code))
 	})
 }
 

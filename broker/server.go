@@ -15,7 +15,6 @@ import (
 	"github.com/gorilla/securecookie"
 
 	"github.com/socialbroker/broker/broker/keys"
-	"github.com/socialbroker/broker/internal/config"
 	"github.com/socialbroker/broker/internal/ratelimit"
 	"github.com/socialbroker/broker/internal/seal"
 	"github.com/socialbroker/broker/internal/web"
@@ -25,7 +24,7 @@ import (
 
 // Deps are the server's dependencies, built once at start.
 type Deps struct {
-	Config    *config.Config
+	Config    Config
 	Store     *storage.Store
 	Keys      *keys.Manager
 	Providers *providers.Registry
@@ -37,7 +36,7 @@ type Deps struct {
 
 // Server serves the broker's HTTP surface.
 type Server struct {
-	cfg       *config.Config
+	cfg       Config
 	store     *storage.Store
 	keys      *keys.Manager
 	providers *providers.Registry

@@ -20,7 +20,7 @@ const maxFieldRunes = 64
 func (s *Server) signupForm(w http.ResponseWriter, r *http.Request) error {
 	var ps pendingSignup
 	if err := s.readFlowCookie(r, s.signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
-		return &pageError{Status: http.StatusBadRequest, Code: "signup_expired", Cause: err}
+		return &pageError{Status: http.StatusBadRequest, Code: codeSignupExpired, Cause: err}
 	}
 	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
 	return nil
@@ -35,10 +35,10 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	var ps pendingSignup
 	if err := s.readFlowCookie(r, s.signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
-		return &pageError{Status: http.StatusBadRequest, Code: "signup_expired", Cause: err}
+		return &pageError{Status: http.StatusBadRequest, Code: codeSignupExpired, Cause: err}
 	}
 	if err := parseForm(w, r); err != nil {
-		return &pageError{Status: http.StatusBadRequest, Code: "invalid_request", Cause: err}
+		return &pageError{Status: http.StatusBadRequest, Code: codeInvalidRequest, Cause: err}
 	}
 	values := map[string]string{}
 	for _, f := range s.cfg.Signup.Fields {
@@ -81,7 +81,7 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
 		&storage.Once{Kind: "signup", Hash: sum[:], Expires: time.Unix(ps.Expires, 0)})
 	if errors.Is(err, storage.ErrConflict) {
 		s.clearFlowCookie(w, s.signupCookie)
-		return &pageError{Status: http.StatusBadRequest, Code: "signup_expired", Cause: err}
+		return &pageError{Status: http.StatusBadRequest, Code: codeSignupExpired, Cause: err}
 	}
 	if err != nil {
 		return err

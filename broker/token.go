@@ -31,9 +31,9 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "invalid_request", Description: "The request body is too large."}
+			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: codeInvalidRequest, Description: "The request body is too large."}
 		}
-		return errBadRequest("invalid_request", "The request body could not be parsed.")
+		return errBadRequest(codeInvalidRequest, "The request body could not be parsed.")
 	}
 	return nil
 }
@@ -44,14 +44,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if r.URL.Query().Has("refresh_token") || r.URL.Query().Has("subject_token") {
-		return errBadRequest("invalid_request", "Tokens are not accepted in the URL.")
+		return errBadRequest(codeInvalidRequest, "Tokens are not accepted in the URL.")
 	}
 	if err := parseForm(w, r); err != nil {
 		return err
 	}
 	for _, vals := range r.PostForm { // RFC 6749 §3.2: parameters must not repeat
 		if len(vals) > 1 {
-			return errBadRequest("invalid_request", "Send each parameter once.")
+			return errBadRequest(codeInvalidRequest, "Send each parameter once.")
 		}
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
@@ -62,7 +62,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	case grantTokenExchange:
 		return s.tokenExchange(w, r)
 	default:
-		return errBadRequest("unsupported_grant_type", "This grant type is not supported.")
+		return errBadRequest(codeUnsupportedGrantType, "This grant type is not supported.")
 	}
 }
 
@@ -77,7 +77,7 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, form bool)
 		vals := cookieValues(r, refreshCookie)
 		if len(vals) > 1 {
 			s.clearRefreshCookie(w)
-			return errBadRequest("invalid_request", "Send one refresh token.")
+			return errBadRequest(codeInvalidRequest, "Send one refresh token.")
 		}
 		if len(vals) == 1 {
 			raw = vals[0]
@@ -141,7 +141,7 @@ func (s *Server) rotate(ctx context.Context, raw string) (issued, error) {
 
 func signingError(err error) error {
 	if errors.Is(err, keys.ErrNoKey) {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeTemporarilyUnavail,
 			Description: "The service is temporarily unavailable. Try again shortly.", Cause: err}
 	}
 	return err

@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socialbroker/broker/internal/config"
 	"github.com/socialbroker/broker/storage"
 )
 
@@ -128,7 +127,7 @@ func (s *Server) countPending(ctx context.Context) {
 }
 
 // deliverLoop sends due deliveries to one endpoint, one batch at a time.
-func (s *Server) deliverLoop(ctx context.Context, ep config.EventEndpoint, kick <-chan struct{}) {
+func (s *Server) deliverLoop(ctx context.Context, ep EventEndpoint, kick <-chan struct{}) {
 	host := endpointHost(ep.URL)
 	poll := time.NewTimer(0)
 	defer poll.Stop()
@@ -153,7 +152,7 @@ func (s *Server) deliverLoop(ctx context.Context, ep config.EventEndpoint, kick 
 // DeliverEvents runs one batch for endpoint ep: it leases up to
 // webhookBatch due deliveries, sends them all at once and records each
 // outcome. It returns how many it sent.
-func (s *Server) DeliverEvents(ctx context.Context, ep config.EventEndpoint) (int, error) {
+func (s *Server) DeliverEvents(ctx context.Context, ep EventEndpoint) (int, error) {
 	ds, err := s.store.ClaimDeliveries(ctx, ep.URL, s.now(), webhookLease, webhookBatch)
 	if err != nil || len(ds) == 0 {
 		return 0, err
@@ -169,7 +168,7 @@ func (s *Server) DeliverEvents(ctx context.Context, ep config.EventEndpoint) (in
 }
 
 // deliver makes one attempt and says what happens next.
-func (s *Server) deliver(ctx context.Context, ep config.EventEndpoint, d storage.Delivery) storage.DeliveryResult {
+func (s *Server) deliver(ctx context.Context, ep EventEndpoint, d storage.Delivery) storage.DeliveryResult {
 	body, err := json.Marshal(webhookBody{Type: d.Type, Timestamp: d.CreatedAt.UTC().Format(time.RFC3339Nano), Data: d.Data})
 	if err != nil { // stored data is JSON already; never happens
 		return storage.DeliveryResult{EventID: d.EventID, Error: "unencodable"}
@@ -196,7 +195,7 @@ func (s *Server) deliver(ctx context.Context, ep config.EventEndpoint, d storage
 
 // post sends one signed request. It returns "" for a 2xx answer, else a
 // short reason (a status or an error class, never a body).
-func (s *Server) post(ctx context.Context, ep config.EventEndpoint, id string, body []byte) string {
+func (s *Server) post(ctx context.Context, ep EventEndpoint, id string, body []byte) string {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
 	if err != nil {
 		return "bad_url"

@@ -11,71 +11,66 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// base is what every preset shares: identity, client credentials, redirect
-// URI, scopes, PKCE and the HTTP side.
+// base is what every preset shares: its facts, client credentials,
+// redirect URI, scopes and the HTTP side.
 type base struct {
-	name, typ, display     string
+	info                   Info
 	clientID, clientSecret string
 	redirectURI            string
 	scopes                 []string
-	pkce                   bool
 	h                      *httpx
 }
 
-var pkceDefault = map[string]bool{TypeKakao: true, TypeNaver: false, TypeGoogle: true, TypeOIDC: true, TypeOAuth2: false}
-
-var displayDefault = map[string]string{TypeKakao: "Kakao", TypeNaver: "Naver", TypeGoogle: "Google"}
-
-func newBase(c Config, h *httpx, redirectBase string) *base {
+func newBase(c *Common, p preset, h *httpx, redirectBase string) *base {
 	b := &base{
-		name:         c.Name,
-		typ:          c.Type,
-		display:      c.DisplayName,
+		info:         Info{Name: c.Name, Type: c.Type, DisplayName: c.DisplayName, PKCE: p.pkce},
 		clientID:     c.ClientID,
 		clientSecret: c.ClientSecret,
 		redirectURI:  redirectBase + "/auth/callback/" + c.Name,
 		scopes:       append([]string(nil), c.Scopes...),
-		pkce:         pkceDefault[c.Type],
 		h:            h,
 	}
 	if c.PKCE != nil {
-		b.pkce = *c.PKCE
+		b.info.PKCE = *c.PKCE
 	}
-	if b.display == "" {
-		b.display = displayDefault[c.Type]
+	if b.info.DisplayName == "" {
+		b.info.DisplayName = p.displayName
 	}
-	if b.display == "" {
-		b.display = strings.ToUpper(c.Name[:1]) + c.Name[1:]
+	if b.info.DisplayName == "" {
+		b.info.DisplayName = strings.ToUpper(c.Name[:1]) + c.Name[1:]
 	}
 	return b
 }
 
-func (b *base) Name() string        { return b.name }
-func (b *base) Type() string        { return b.typ }
-func (b *base) DisplayName() string { return b.display }
-func (b *base) UsesPKCE() bool      { return b.pkce }
+func (b *base) Info() Info { return b.info }
 
 // authCodeURL builds the authorize URL by hand, so each preset controls the
-// scope separator (Kakao: commas). scope "" sends no scope parameter; nonce
-// and codeChallenge are sent only when the preset uses them.
-func (b *base) authCodeURL(authURL, scope, state, nonce, codeChallenge string, usesNonce bool) string {
+// scope separator (Kakao: commas). scope "" sends no scope parameter; the
+// nonce and code challenge are sent only when the provider uses them;
+// extra carries the preset's own parameters (its prompt spelling).
+func (b *base) authCodeURL(authURL, scope string, o AuthOptions, extra url.Values) string {
 	v := url.Values{
 		"response_type": {"code"},
 		"client_id":     {b.clientID},
 		"redirect_uri":  {b.redirectURI},
 	}
-	if state != "" {
-		v.Set("state", state)
+	if o.State != "" {
+		v.Set("state", o.State)
 	}
 	if scope != "" {
 		v.Set("scope", scope)
 	}
-	if usesNonce && nonce != "" {
-		v.Set("nonce", nonce)
+	if b.info.Nonce && o.Nonce != "" {
+		v.Set("nonce", o.Nonce)
 	}
-	if b.pkce && codeChallenge != "" {
-		v.Set("code_challenge", codeChallenge)
+	if b.info.PKCE && o.CodeChallenge != "" {
+		v.Set("code_challenge", o.CodeChallenge)
 		v.Set("code_challenge_method", "S256")
+	}
+	for k, vs := range extra {
+		if len(vs) > 0 && vs[0] != "" {
+			v.Set(k, vs[0])
+		}
 	}
 	sep := "?"
 	if strings.Contains(authURL, "?") {
@@ -104,14 +99,14 @@ func (b *base) oauth2Config(authURL, tokenURL string) *oauth2.Config {
 // exchangeCode trades ex.Code, sending the PKCE verifier when this preset
 // uses PKCE and the caller has one.
 func (b *base) exchangeCode(ctx context.Context, cfg *oauth2.Config, ex Exchange, eo tokenErrorOpts, opts ...oauth2.AuthCodeOption) (*oauth2.Token, error) {
-	if b.pkce && ex.CodeVerifier != "" {
+	if b.info.PKCE && ex.CodeVerifier != "" {
 		opts = append(opts, oauth2.VerifierOption(ex.CodeVerifier))
 	}
 	return b.h.exchange(ctx, cfg, ex.Code, eo, opts...)
 }
 
 func (b *base) identity(subject string, tok *oauth2.Token) Identity {
-	id := Identity{Provider: b.name, Subject: subject}
+	id := Identity{Provider: b.info.Name, Subject: subject}
 	if tok != nil {
 		id.Grant = Grant{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken}
 	}
@@ -185,6 +180,3 @@ func (b *base) revokeRFC7009(ctx context.Context, revokeURL string, g Grant, cli
 	}
 	return b.revokeForm(ctx, revokeURL, form, "")
 }
-
-// Prepare is a no-op for presets whose endpoints are all known.
-func (b *base) Prepare(context.Context) error { return nil }

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/socialbroker/broker/internal/fakeidp"
 	"github.com/socialbroker/broker/providers"
-	"github.com/socialbroker/broker/providers/emulator"
 	"github.com/socialbroker/broker/providers/providertest"
 )
 
@@ -36,9 +36,9 @@ func code(err error) string {
 
 // oidcKinds issue id_tokens verified against a JWKS.
 var oidcKinds = []providertest.Setup{
-	{Kind: emulator.Kakao},
-	{Kind: emulator.Google},
-	{Kind: emulator.OIDC, Discovery: true},
+	{Kind: fakeidp.Kakao},
+	{Kind: fakeidp.Google},
+	{Kind: fakeidp.OIDC, Discovery: true},
 }
 
 // An unknown kid triggers one JWKS refetch per 10s however many tokens name
@@ -56,7 +56,7 @@ func TestJWKSRefetchCooldown(t *testing.T) {
 			}
 
 			e.Clock.Advance(11 * time.Second)
-			e.Emu.SetFaults(emulator.Faults{IDToken: emulator.UnknownKid})
+			e.Emu.SetFaults(fakeidp.Faults{IDToken: fakeidp.UnknownKid})
 			for i := range 3 {
 				if _, _, err := e.Login(t); code(err) != providers.CodeInvalidIDToken {
 					t.Fatalf("unknown kid login %d: got %s, want %s", i, code(err), providers.CodeInvalidIDToken)
@@ -68,7 +68,7 @@ func TestJWKSRefetchCooldown(t *testing.T) {
 
 			// The provider rotates: honest tokens now carry the new kid. Within
 			// the cooldown they cannot be verified yet…
-			e.Emu.SetFaults(emulator.Faults{})
+			e.Emu.SetFaults(fakeidp.Faults{})
 			e.Emu.RotateKey()
 			e.Clock.Advance(5 * time.Second)
 			if _, _, err := e.Login(t); code(err) != providers.CodeInvalidIDToken {
@@ -98,13 +98,13 @@ func TestJWKSRefetchCooldown(t *testing.T) {
 
 // Concurrent verifications of unknown-kid tokens share one fetch.
 func TestJWKSConcurrentRefetch(t *testing.T) {
-	e := providertest.Start(t, providertest.Setup{Kind: emulator.Google})
+	e := providertest.Start(t, providertest.Setup{Kind: fakeidp.Google})
 	v := e.Provider.(providers.IDTokenVerifier)
 	if _, err := v.VerifyIDToken(context.Background(), e.Emu.MintIDToken(nil), ""); err != nil {
 		t.Fatalf("honest token: %v", err)
 	}
 	e.Clock.Advance(time.Minute)
-	e.Emu.SetFaults(emulator.Faults{IDToken: emulator.UnknownKid})
+	e.Emu.SetFaults(fakeidp.Faults{IDToken: fakeidp.UnknownKid})
 	tok := e.Emu.MintIDToken(nil)
 	var wg sync.WaitGroup
 	for range 20 {
@@ -122,12 +122,12 @@ func TestJWKSConcurrentRefetch(t *testing.T) {
 
 func TestKakaoWithoutOpenID(t *testing.T) {
 	e := providertest.Start(t, providertest.Setup{
-		Kind:   emulator.Kakao,
+		Kind:   fakeidp.Kakao,
 		Scopes: []string{"profile_nickname"},
-		User:   emulator.User{Subject: "3012345678", Nickname: "라이언", Email: "ryan@kakao.example", EmailVerified: true},
+		User:   fakeidp.User{Subject: "3012345678", Nickname: "라이언", Email: "ryan@kakao.example", EmailVerified: true},
 	})
-	if e.Provider.UsesNonce() {
-		t.Error("UsesNonce: got true, want false without openid")
+	if e.Provider.Info().Nonce {
+		t.Error("Info().Nonce: got true, want false without openid")
 	}
 	id, l, err := e.Login(t)
 	if err != nil {
@@ -151,7 +151,7 @@ func TestKakaoWithoutOpenID(t *testing.T) {
 
 func TestKakaoSubjectBeyondFloat(t *testing.T) {
 	const big = "9007199254740993" // 2^53 + 1: a float64 would make it ...992
-	e := providertest.Start(t, providertest.Setup{Kind: emulator.Kakao, User: emulator.User{Subject: big, Nickname: "n"}})
+	e := providertest.Start(t, providertest.Setup{Kind: fakeidp.Kakao, User: fakeidp.User{Subject: big, Nickname: "n"}})
 	id, _, err := e.Login(t)
 	if err != nil {
 		t.Fatalf("Exchange: %v", err)
@@ -160,7 +160,7 @@ func TestKakaoSubjectBeyondFloat(t *testing.T) {
 		t.Errorf("subject: got %q, want %q", id.Subject, big)
 	}
 	// Same through the generic oauth2 preset's claim paths.
-	e2 := providertest.Start(t, providertest.Setup{Kind: emulator.OAuth2, User: emulator.User{Subject: big, Name: "n"}})
+	e2 := providertest.Start(t, providertest.Setup{Kind: fakeidp.OAuth2, User: fakeidp.User{Subject: big, Name: "n"}})
 	id, _, err = e2.Login(t)
 	if err != nil {
 		t.Fatalf("oauth2 Exchange: %v", err)
@@ -171,7 +171,7 @@ func TestKakaoSubjectBeyondFloat(t *testing.T) {
 }
 
 func TestKakaoVerifyIDTokenNativeAudience(t *testing.T) {
-	e := providertest.Start(t, providertest.Setup{Kind: emulator.Kakao, ExtraAudiences: []string{"native-app-key"}})
+	e := providertest.Start(t, providertest.Setup{Kind: fakeidp.Kakao, ExtraAudiences: []string{"native-app-key"}})
 	v := e.Provider.(providers.IDTokenVerifier)
 	ctx := context.Background()
 	id, err := v.VerifyIDToken(ctx, e.Emu.MintIDToken(map[string]any{"aud": "native-app-key", "nickname": "라이언", "email": "r@k.example"}), "")
@@ -203,7 +203,7 @@ func TestKakaoVerifyIDTokenNativeAudience(t *testing.T) {
 }
 
 func TestKakaoRevokeWithAdminKey(t *testing.T) {
-	e := providertest.Start(t, providertest.Setup{Kind: emulator.Kakao, AdminKey: "admin-key-1"})
+	e := providertest.Start(t, providertest.Setup{Kind: fakeidp.Kakao, AdminKey: "admin-key-1"})
 	id, _, err := e.Login(t)
 	if err != nil {
 		t.Fatalf("Exchange: %v", err)
@@ -212,7 +212,7 @@ func TestKakaoRevokeWithAdminKey(t *testing.T) {
 	if err := rv.Revoke(context.Background(), id.Subject, providers.Grant{}); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	var unlink *emulator.Call
+	var unlink *fakeidp.Call
 	for _, c := range e.Emu.Calls() {
 		if c.Path == "/v1/user/unlink" {
 			unlink = &c
@@ -231,7 +231,7 @@ func TestKakaoRevokeWithAdminKey(t *testing.T) {
 }
 
 func TestNaverRevokeForm(t *testing.T) {
-	e := providertest.Start(t, providertest.Setup{Kind: emulator.Naver})
+	e := providertest.Start(t, providertest.Setup{Kind: fakeidp.Naver})
 	id, _, err := e.Login(t)
 	if err != nil {
 		t.Fatalf("Exchange: %v", err)
@@ -264,29 +264,27 @@ func TestDiscoveryLazyAndRetried(t *testing.T) {
 	ln.Close()
 	issuer := "http://" + addr
 	clock := providertest.NewClock()
-	reg, err := providers.NewRegistry([]providers.Config{{Name: "acme", Type: "oidc", Issuer: issuer, ClientID: "client-acme", ClientSecret: "secret-acme"}},
+	reg, err := providers.NewRegistry([]providers.Config{providers.ConfigOf(map[string]any{"name": "acme", "type": "oidc", "issuer": issuer, "client_id": "client-acme", "client_secret": "secret-acme"})},
 		providers.Options{RedirectBase: providertest.RedirectBase, Timeout: 2 * time.Second, Now: clock.Now})
 	if err != nil {
 		t.Fatalf("NewRegistry with the issuer down: %v", err)
 	}
 	p, _ := reg.Get("acme")
-	if err := p.(providers.Preparer).Prepare(context.Background()); code(err) != providers.CodeProviderError {
-		t.Fatalf("Prepare with the issuer down: got %s, want %s", code(err), providers.CodeProviderError)
-	}
-	if got := p.AuthCodeURL("s", "n", ""); got != "" {
-		t.Errorf("AuthCodeURL with the issuer down: got %q, want \"\"", got)
+	got, err := p.AuthCodeURL(context.Background(), providers.AuthOptions{State: "s", Nonce: "n"})
+	if code(err) != providers.CodeProviderError || got != "" {
+		t.Fatalf("AuthCodeURL with the issuer down: got %q, %s; want \"\", %s", got, code(err), providers.CodeProviderError)
 	}
 
-	emu, err := emulator.Start(emulator.Options{Kind: emulator.OIDC, ClientID: "client-acme", ClientSecret: "secret-acme", Addr: addr,
+	emu, err := fakeidp.Start(fakeidp.Options{Kind: fakeidp.OIDC, ClientID: "client-acme", ClientSecret: "secret-acme", Addr: addr,
 		RedirectURIs: []string{providertest.RedirectBase + "/auth/callback/acme"}, Now: clock.Now})
 	if err != nil {
 		t.Fatalf("emulator on %s: %v", addr, err)
 	}
 	defer emu.Close()
-	if err := p.(providers.Preparer).Prepare(context.Background()); err != nil {
-		t.Fatalf("Prepare with the issuer up: %v", err)
+	u, err := p.AuthCodeURL(context.Background(), providers.AuthOptions{State: "state-1", Nonce: "nonce-1", CodeChallenge: providertest.S256(strings.Repeat("v", 43))})
+	if err != nil {
+		t.Fatalf("AuthCodeURL with the issuer up: %v", err)
 	}
-	u := p.AuthCodeURL("state-1", "nonce-1", providertest.S256(strings.Repeat("v", 43)))
 	cb, err := emu.Approve(context.Background(), u)
 	if err != nil {
 		t.Fatalf("Approve: %v", err)
@@ -311,7 +309,7 @@ func TestDiscoveryLazyAndRetried(t *testing.T) {
 }
 
 func TestOIDCStaticEndpointsSkipDiscovery(t *testing.T) {
-	for _, kind := range []emulator.Kind{emulator.Google, emulator.OIDC} {
+	for _, kind := range []fakeidp.Kind{fakeidp.Google, fakeidp.OIDC} {
 		e := providertest.Start(t, providertest.Setup{Kind: kind})
 		if _, _, err := e.Login(t); err != nil {
 			t.Fatalf("%s: %v", kind, err)
@@ -330,8 +328,8 @@ func TestOAuth2SuccessCheck(t *testing.T) {
 		{"carol", ""},
 		{"someone-else", providers.CodeInvalidResponse},
 	} {
-		e := providertest.Start(t, providertest.Setup{Kind: emulator.OAuth2, Configure: func(c *providers.Config) {
-			c.Success = &providers.SuccessCheck{Path: "login", Equals: tt.equals}
+		e := providertest.Start(t, providertest.Setup{Kind: fakeidp.OAuth2, Configure: func(c map[string]any) {
+			c["success"] = map[string]any{"path": "login", "equals": tt.equals}
 		}})
 		_, _, err := e.Login(t)
 		if got := code(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
@@ -341,9 +339,9 @@ func TestOAuth2SuccessCheck(t *testing.T) {
 }
 
 func TestOAuth2WithoutPKCE(t *testing.T) {
-	e := providertest.Start(t, providertest.Setup{Kind: emulator.OAuth2, Configure: func(c *providers.Config) { c.PKCE = nil }})
-	if e.Provider.UsesPKCE() {
-		t.Fatal("UsesPKCE: got true, want false by default")
+	e := providertest.Start(t, providertest.Setup{Kind: fakeidp.OAuth2, Configure: func(c map[string]any) { delete(c, "pkce") }})
+	if e.Provider.Info().PKCE {
+		t.Fatal("Info().PKCE: got true, want false by default")
 	}
 	id, l, err := e.Login(t)
 	if err != nil {
@@ -375,7 +373,7 @@ func TestExchangeRequiresNonce(t *testing.T) {
 // attacker's key under the real kid are refused, and do not trigger a JWKS
 // refetch: only keys from the provider's JWKS count.
 func TestForgedHeaderKeysRefused(t *testing.T) {
-	e := providertest.Start(t, providertest.Setup{Kind: emulator.Kakao})
+	e := providertest.Start(t, providertest.Setup{Kind: fakeidp.Kakao})
 	v := e.Provider.(providers.IDTokenVerifier)
 	ctx := context.Background()
 	honest := e.Emu.MintIDToken(nil)
@@ -439,20 +437,20 @@ func TestRevokeCredentialsRefusedIsRetried(t *testing.T) {
 	userGrant := func(id providers.Identity) providers.Grant { return id.Grant }
 	for _, c := range []struct {
 		setup providertest.Setup
-		fault emulator.Faults
+		fault fakeidp.Faults
 		grant func(providers.Identity) providers.Grant
 		want  string
 	}{
-		{providertest.Setup{Kind: emulator.Kakao, AdminKey: "admin-key-1"}, emulator.Faults{RevokeStatus: 401}, nil, providers.CodeProviderError},
-		{providertest.Setup{Kind: emulator.Naver}, emulator.Faults{RevokeStatus: 200, RevokeBody: `{"error":"invalid_client","error_description":"bad client"}`}, userGrant, providers.CodeProviderError},
-		{providertest.Setup{Kind: emulator.OIDC}, emulator.Faults{RevokeStatus: 401, RevokeBody: `{"error":"invalid_client"}`}, userGrant, providers.CodeProviderError},
-		{providertest.Setup{Kind: emulator.OIDC}, emulator.Faults{RevokeStatus: 400, RevokeBody: `{"error":"unauthorized_client"}`}, userGrant, providers.CodeProviderError},
+		{providertest.Setup{Kind: fakeidp.Kakao, AdminKey: "admin-key-1"}, fakeidp.Faults{RevokeStatus: 401}, nil, providers.CodeProviderError},
+		{providertest.Setup{Kind: fakeidp.Naver}, fakeidp.Faults{RevokeStatus: 200, RevokeBody: `{"error":"invalid_client","error_description":"bad client"}`}, userGrant, providers.CodeProviderError},
+		{providertest.Setup{Kind: fakeidp.OIDC}, fakeidp.Faults{RevokeStatus: 401, RevokeBody: `{"error":"invalid_client"}`}, userGrant, providers.CodeProviderError},
+		{providertest.Setup{Kind: fakeidp.OIDC}, fakeidp.Faults{RevokeStatus: 400, RevokeBody: `{"error":"unauthorized_client"}`}, userGrant, providers.CodeProviderError},
 		// The user's own token refused: the grant is already gone.
-		{providertest.Setup{Kind: emulator.Kakao}, emulator.Faults{RevokeStatus: 401}, userGrant, providers.CodeInvalidGrant},
-		{providertest.Setup{Kind: emulator.Kakao, AdminKey: "admin-key-1"}, emulator.Faults{RevokeStatus: 400, RevokeBody: `{"msg":"NotRegisteredUserException","code":-101}`}, nil, providers.CodeInvalidGrant},
-		{providertest.Setup{Kind: emulator.Naver}, emulator.Faults{RevokeStatus: 401}, userGrant, providers.CodeInvalidGrant},
-		{providertest.Setup{Kind: emulator.Google}, emulator.Faults{RevokeStatus: 400}, userGrant, providers.CodeInvalidGrant},
-		{providertest.Setup{Kind: emulator.OIDC}, emulator.Faults{RevokeStatus: 401}, userGrant, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: fakeidp.Kakao}, fakeidp.Faults{RevokeStatus: 401}, userGrant, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: fakeidp.Kakao, AdminKey: "admin-key-1"}, fakeidp.Faults{RevokeStatus: 400, RevokeBody: `{"msg":"NotRegisteredUserException","code":-101}`}, nil, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: fakeidp.Naver}, fakeidp.Faults{RevokeStatus: 401}, userGrant, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: fakeidp.Google}, fakeidp.Faults{RevokeStatus: 400}, userGrant, providers.CodeInvalidGrant},
+		{providertest.Setup{Kind: fakeidp.OIDC}, fakeidp.Faults{RevokeStatus: 401}, userGrant, providers.CodeInvalidGrant},
 	} {
 		e := providertest.Start(t, c.setup)
 		id, _, err := e.Login(t)
@@ -468,7 +466,7 @@ func TestRevokeCredentialsRefusedIsRetried(t *testing.T) {
 		if err := rv.Revoke(ctx, id.Subject, g); code(err) != c.want {
 			t.Errorf("%s admin=%v %+v: got %s (%v), want %s", c.setup.Kind, c.setup.AdminKey != "", c.fault, code(err), err, c.want)
 		}
-		e.Emu.SetFaults(emulator.Faults{})
+		e.Emu.SetFaults(fakeidp.Faults{})
 		if c.want == providers.CodeProviderError { // the retry succeeds once the provider accepts
 			if err := rv.Revoke(ctx, id.Subject, g); err != nil {
 				t.Errorf("%s: retry after the fault: %v", c.setup.Kind, err)

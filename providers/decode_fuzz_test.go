@@ -199,7 +199,7 @@ func FuzzClaimPath(f *testing.F) {
 
 		// The same path as the oauth2 preset's subject: a non-empty string
 		// or number is the subject verbatim; anything else is refused.
-		prov := &oauth2Provider{base: &base{name: "fuzz"}, subject: p, email: p, emailVerified: p, name: p, picture: p}
+		prov := &oauth2Provider{base: &base{info: Info{Name: "fuzz"}}, subject: p, email: p, emailVerified: p, name: p, picture: p}
 		id, merr := prov.mapClaims(doc)
 		wantSub := (kind == "string" || kind == "number") && wantText != ""
 		if merr != nil {

@@ -263,7 +263,7 @@ func BenchmarkDecodeNaverUserinfo(b *testing.B) {
 // with UseNumber, success check, five dotted paths.
 func BenchmarkClaimsPath(b *testing.B) {
 	body := []byte(naverUserinfoSample)
-	p := &oauth2Provider{base: &base{name: "naver-generic"}}
+	p := &oauth2Provider{base: &base{info: Info{Name: "naver-generic"}}}
 	p.subject, _ = parseClaimPath("response.id")
 	p.email, _ = parseClaimPath("response.email")
 	p.name, _ = parseClaimPath("response.nickname")

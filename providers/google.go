@@ -19,11 +19,25 @@ var (
 	_ Provider        = (*google)(nil)
 	_ IDTokenVerifier = (*google)(nil)
 	_ Revoker         = (*google)(nil)
-	_ Preparer        = (*google)(nil)
 )
 
-func newGoogle(c Config, b *base) *google {
-	return &google{newOIDCCore(c, b, or(c.Issuer, googleIssuer), googleDefaultScopes)}
+func init() {
+	register("google", preset{config: func() presetConfig { return &googleConfig{} }, displayName: "Google", pkce: true})
+}
+
+// googleConfig is a `type: google` entry: an oidc entry whose issuer
+// defaults to Google's.
+type googleConfig struct {
+	oidcConfig `yaml:",inline"`
+}
+
+func (c *googleConfig) check(ck checker) {
+	c.Endpoints.checkURLs(ck)
+	c.IDTokenEndpoints.checkURLs(ck)
+}
+
+func (c *googleConfig) build(b *base) Provider {
+	return &google{newOIDCCore(&c.oidcConfig, b, or(c.Issuer, googleIssuer), googleDefaultScopes)}
 }
 
 // Revoke revokes the refresh token when there is one (it ends the whole

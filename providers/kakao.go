@@ -2,8 +2,10 @@ package providers
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -29,27 +31,45 @@ type kakao struct {
 	*base
 	authURL, userinfoURL, revokeURL string
 	adminKey                        string
-	openid                          bool
 	oauth                           *oauth2.Config
 	ids                             *idVerifier
 }
 
 var (
-	_ Provider        = (*kakao)(nil)
-	_ IDTokenVerifier = (*kakao)(nil)
-	_ Revoker         = (*kakao)(nil)
-	_ Preparer        = (*kakao)(nil)
+	_ Provider             = (*kakao)(nil)
+	_ IDTokenVerifier      = (*kakao)(nil)
+	_ Revoker              = (*kakao)(nil)
+	_ NotificationReceiver = (*kakao)(nil)
 )
 
-func newKakao(c Config, b *base) *kakao {
+func init() {
+	register("kakao", preset{config: func() presetConfig { return &kakaoConfig{} }, displayName: "Kakao", pkce: true})
+}
+
+// kakaoConfig is a `type: kakao` entry.
+type kakaoConfig struct {
+	Common           `yaml:",inline"`
+	Endpoints        `yaml:",inline"`
+	IDTokenEndpoints `yaml:",inline"`
+	// AdminKey is the app's admin key: server-side unlink, and the
+	// credentials of Kakao's unlink webhook.
+	AdminKey string `yaml:"admin_key"`
+}
+
+func (c *kakaoConfig) check(ck checker) {
+	c.Endpoints.checkURLs(ck)
+	c.IDTokenEndpoints.checkURLs(ck)
+}
+
+func (c *kakaoConfig) build(b *base) Provider {
 	k := &kakao{
 		base:        b,
 		authURL:     or(c.AuthURL, kakaoAuthURL),
 		userinfoURL: or(c.UserinfoURL, kakaoUserinfoURL),
 		revokeURL:   or(c.RevokeURL, kakaoRevokeURL),
 		adminKey:    c.AdminKey,
-		openid:      slices.Contains(c.Scopes, "openid"),
 	}
+	b.info.Nonce = slices.Contains(c.Scopes, "openid")
 	k.oauth = b.oauth2Config(k.authURL, or(c.TokenURL, kakaoTokenURL))
 	jwks := or(c.JWKSURL, kakaoJWKSURL)
 	keys := &keySet{h: b.h, url: func(context.Context) (string, error) { return jwks, nil }}
@@ -59,14 +79,19 @@ func newKakao(c Config, b *base) *kakao {
 	return k
 }
 
-func (k *kakao) UsesNonce() bool { return k.openid }
-
-func (k *kakao) AuthCodeURL(state, nonce, codeChallenge string) string {
-	return k.authCodeURL(k.authURL, strings.Join(k.scopes, ","), state, nonce, codeChallenge, k.openid)
+// AuthCodeURL joins scopes with commas; Kakao spells the account chooser
+// and a fresh sign-in as prompt=select_account and prompt=login, and has no
+// consent prompt (consent is asked when the scopes need it).
+func (k *kakao) AuthCodeURL(_ context.Context, o AuthOptions) (string, error) {
+	extra := url.Values{"login_hint": {o.LoginHint}}
+	if o.Prompt == PromptLogin || o.Prompt == PromptSelectAccount {
+		extra.Set("prompt", string(o.Prompt))
+	}
+	return k.authCodeURL(k.authURL, strings.Join(k.scopes, ","), o, extra), nil
 }
 
 func (k *kakao) Exchange(ctx context.Context, ex Exchange) (Identity, error) {
-	if k.openid && ex.Nonce == "" {
+	if k.info.Nonce && ex.Nonce == "" {
 		return Identity{}, badIDToken("no nonce to check (openid is in the scopes)")
 	}
 	tok, err := k.exchangeCode(ctx, k.oauth, ex, tokenErrorOpts{})
@@ -74,7 +99,7 @@ func (k *kakao) Exchange(ctx context.Context, ex Exchange) (Identity, error) {
 		return Identity{}, err
 	}
 	var idt *verifiedToken
-	if k.openid {
+	if k.info.Nonce {
 		raw, err := rawIDToken(tok)
 		if err != nil {
 			return Identity{}, err
@@ -132,6 +157,49 @@ func (k *kakao) Revoke(ctx context.Context, subject string, g Grant) error {
 		return &Error{Code: CodeInvalidGrant, Cause: errors.New("revoke: no access token and no admin_key")}
 	}
 	return k.revokeForm(ctx, k.revokeURL, url.Values{}, "Bearer "+g.AccessToken)
+}
+
+// Hook is Kakao's unlink webhook, POST /auth/webhooks/kakao/unlink.
+func (k *kakao) Hook() string { return "kakao/unlink" }
+
+// Authenticates checks `Authorization: KakaoAK <admin_key>`.
+func (k *kakao) Authenticates(r *http.Request) bool {
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && scheme == "KakaoAK" && key != "" && k.adminKey != "" &&
+		subtle.ConstantTimeCompare([]byte(key), []byte(k.adminKey)) == 1
+}
+
+// ReadNotification reads an unlink call (form-encoded POST, or a GET with a
+// query): app_id, user_id, referrer_type. user_id must come once.
+func (k *kakao) ReadNotification(r *http.Request) (Notification, error) {
+	userID, ok := formOnce(r.PostForm, "user_id")
+	if userID == "" && ok {
+		userID, ok = formOnce(r.URL.Query(), "user_id")
+	}
+	if !ok {
+		return Notification{}, errors.New("user_id must be sent once.")
+	}
+	if !isKakaoUserID(userID) {
+		return Notification{}, errors.New("user_id must be a Kakao user id (decimal digits).")
+	}
+	return Notification{Subject: userID, Event: NotificationUnlinked, Detail: r.FormValue("referrer_type")}, nil
+}
+
+// formOnce returns the value of a parameter that may appear at most once.
+func formOnce(v url.Values, name string) (string, bool) {
+	switch vs := v[name]; len(vs) {
+	case 0:
+		return "", true
+	case 1:
+		return vs[0], true
+	}
+	return "", false
+}
+
+// isKakaoUserID reports whether s looks like a Kakao user id (회원번호): a
+// Long, sent as 1 to 20 decimal digits.
+func isKakaoUserID(s string) bool {
+	return len(s) <= 20 && isDecimal(s)
 }
 
 // kakaoUser is what we take from /v2/user/me.

@@ -31,10 +31,26 @@ type naver struct {
 var (
 	_ Provider = (*naver)(nil)
 	_ Revoker  = (*naver)(nil)
-	_ Preparer = (*naver)(nil)
 )
 
-func newNaver(c Config, b *base) *naver {
+func init() {
+	register("naver", preset{config: func() presetConfig { return &naverConfig{} }, displayName: "Naver"})
+}
+
+// naverConfig is a `type: naver` entry: no id_token settings.
+type naverConfig struct {
+	Common    `yaml:",inline"`
+	Endpoints `yaml:",inline"`
+}
+
+func (c *naverConfig) check(ck checker) {
+	c.Endpoints.checkURLs(ck)
+	if len(c.Scopes) > 0 {
+		ck.add("scopes", "naver takes no scopes (consent items are chosen in the Naver developer console)")
+	}
+}
+
+func (c *naverConfig) build(b *base) Provider {
 	n := &naver{
 		base:        b,
 		authURL:     or(c.AuthURL, naverAuthURL),
@@ -45,10 +61,18 @@ func newNaver(c Config, b *base) *naver {
 	return n
 }
 
-func (n *naver) UsesNonce() bool { return false }
-
-func (n *naver) AuthCodeURL(state, _, codeChallenge string) string {
-	return n.authCodeURL(n.authURL, "", state, "", codeChallenge, false)
+// AuthCodeURL sends no scope. Naver spells a fresh sign-in
+// auth_type=reauthenticate (also its nearest to an account chooser) and
+// asking consent again auth_type=reprompt; it takes no login hint.
+func (n *naver) AuthCodeURL(_ context.Context, o AuthOptions) (string, error) {
+	extra := url.Values{}
+	switch o.Prompt {
+	case PromptLogin, PromptSelectAccount:
+		extra.Set("auth_type", "reauthenticate")
+	case PromptConsent:
+		extra.Set("auth_type", "reprompt")
+	}
+	return n.authCodeURL(n.authURL, "", o, extra), nil
 }
 
 func (n *naver) Exchange(ctx context.Context, ex Exchange) (Identity, error) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"net/url"
+	"slices"
 	"strings"
 
 	"golang.org/x/oauth2"
@@ -27,10 +30,57 @@ type oauth2Provider struct {
 var (
 	_ Provider = (*oauth2Provider)(nil)
 	_ Revoker  = (*oauth2Provider)(nil)
-	_ Preparer = (*oauth2Provider)(nil)
 )
 
-func newOAuth2(c Config, b *base) *oauth2Provider {
+func init() {
+	register("oauth2", preset{config: func() presetConfig { return &oauth2Config{} }})
+}
+
+// oauth2Config is a `type: oauth2` entry: the three endpoints are required
+// and the identity is read through claim paths.
+type oauth2Config struct {
+	Common    `yaml:",inline"`
+	Endpoints `yaml:",inline"`
+	// Claims maps identity fields (subject, email, email_verified, name,
+	// picture) to dotted paths into the userinfo JSON.
+	Claims  map[string]string `yaml:"claims"`
+	Success *SuccessCheck     `yaml:"success"`
+}
+
+// SuccessCheck refuses a userinfo body whose value at Path is not Equals
+// (envelopes like Naver's {"resultcode":"00", ...}).
+type SuccessCheck struct {
+	Path   string `yaml:"path"`
+	Equals string `yaml:"equals"`
+}
+
+// claimKeys are the identity fields an oauth2 claims map may set.
+var claimKeys = map[string]bool{"subject": true, "email": true, "email_verified": true, "name": true, "picture": true}
+
+func (c *oauth2Config) check(ck checker) {
+	c.Endpoints.checkURLs(ck)
+	ck.required("type oauth2", "auth_url", c.AuthURL, "token_url", c.TokenURL, "userinfo_url", c.UserinfoURL)
+	if c.Claims["subject"] == "" {
+		ck.add("claims.subject", "required for type oauth2")
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Claims)) {
+		path := c.Claims[k]
+		if !claimKeys[k] {
+			ck.add("claims."+k, "unknown claim (want subject, email, email_verified, name or picture)")
+			continue
+		}
+		if _, err := parseClaimPath(path); err != nil && path != "" {
+			ck.add("claims."+k, "%v", err)
+		}
+	}
+	if c.Success != nil {
+		if _, err := parseClaimPath(c.Success.Path); err != nil {
+			ck.add("success.path", "%v", err)
+		}
+	}
+}
+
+func (c *oauth2Config) build(b *base) Provider {
 	p := &oauth2Provider{
 		base:        b,
 		authURL:     c.AuthURL,
@@ -39,7 +89,7 @@ func newOAuth2(c Config, b *base) *oauth2Provider {
 		scope:       strings.Join(b.scopes, " "),
 	}
 	p.oauth = b.oauth2Config(c.AuthURL, c.TokenURL)
-	// Paths were checked by validate.
+	// Paths were checked by check.
 	p.subject, _ = parseClaimPath(c.Claims["subject"])
 	p.email, _ = parseClaimPath(c.Claims["email"])
 	p.emailVerified, _ = parseClaimPath(c.Claims["email_verified"])
@@ -52,10 +102,10 @@ func newOAuth2(c Config, b *base) *oauth2Provider {
 	return p
 }
 
-func (p *oauth2Provider) UsesNonce() bool { return false }
-
-func (p *oauth2Provider) AuthCodeURL(state, _, codeChallenge string) string {
-	return p.authCodeURL(p.authURL, p.scope, state, "", codeChallenge, false)
+// AuthCodeURL passes prompt on as it is; a generic server that does not
+// know it ignores it.
+func (p *oauth2Provider) AuthCodeURL(_ context.Context, o AuthOptions) (string, error) {
+	return p.authCodeURL(p.authURL, p.scope, o, url.Values{"prompt": {string(o.Prompt)}}), nil
 }
 
 func (p *oauth2Provider) Exchange(ctx context.Context, ex Exchange) (Identity, error) {

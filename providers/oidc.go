@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -29,16 +30,32 @@ var (
 	_ Provider        = (*oidcProvider)(nil)
 	_ IDTokenVerifier = (*oidcProvider)(nil)
 	_ Revoker         = (*oidcProvider)(nil)
-	_ Preparer        = (*oidcProvider)(nil)
 )
 
 var oidcDefaultScopes = []string{"openid", "profile", "email"}
 
-func newOIDC(c Config, b *base) *oidcProvider {
+func init() {
+	register("oidc", preset{config: func() presetConfig { return &oidcConfig{} }, pkce: true})
+}
+
+// oidcConfig is a `type: oidc` entry; issuer is required.
+type oidcConfig struct {
+	Common           `yaml:",inline"`
+	Endpoints        `yaml:",inline"`
+	IDTokenEndpoints `yaml:",inline"`
+}
+
+func (c *oidcConfig) check(ck checker) {
+	c.Endpoints.checkURLs(ck)
+	c.IDTokenEndpoints.checkURLs(ck)
+	ck.required("type oidc", "issuer", c.Issuer)
+}
+
+func (c *oidcConfig) build(b *base) Provider {
 	return newOIDCCore(c, b, c.Issuer, oidcDefaultScopes)
 }
 
-func newOIDCCore(c Config, b *base, issuer string, defaultScopes []string) *oidcProvider {
+func newOIDCCore(c *oidcConfig, b *base, issuer string, defaultScopes []string) *oidcProvider {
 	scopes := b.scopes
 	if len(scopes) == 0 {
 		scopes = defaultScopes
@@ -47,6 +64,7 @@ func newOIDCCore(c Config, b *base, issuer string, defaultScopes []string) *oidc
 		scopes = append([]string{"openid"}, scopes...)
 	}
 	b.scopes = scopes
+	b.info.Nonce = true
 	p := &oidcProvider{
 		base:        b,
 		issuer:      issuer,
@@ -100,26 +118,20 @@ func (p *oidcProvider) endpoints(ctx context.Context) (oidcEndpoints, error) {
 	return eps, nil
 }
 
-func (p *oidcProvider) UsesNonce() bool { return true }
-
-// Prepare runs discovery when the provider needs it (cached once it works).
-func (p *oidcProvider) Prepare(ctx context.Context) error {
-	_, err := p.endpoints(ctx)
-	return err
-}
-
-// AuthCodeURL returns "" when the authorize endpoint is unknown because
-// discovery failed; call Prepare first to get the reason.
-func (p *oidcProvider) AuthCodeURL(state, nonce, codeChallenge string) string {
+// AuthCodeURL runs discovery first when config does not name the
+// endpoints (cached once it works; a failure is retried on the next call).
+// prompt and login_hint are OpenID Connect's own parameters.
+func (p *oidcProvider) AuthCodeURL(ctx context.Context, o AuthOptions) (string, error) {
 	authURL := p.authURL
 	if authURL == "" {
-		eps, err := p.endpoints(context.Background())
+		eps, err := p.endpoints(ctx)
 		if err != nil {
-			return ""
+			return "", err
 		}
 		authURL = eps.auth
 	}
-	return p.authCodeURL(authURL, p.scope, state, nonce, codeChallenge, true)
+	extra := url.Values{"prompt": {string(o.Prompt)}, "login_hint": {o.LoginHint}}
+	return p.authCodeURL(authURL, p.scope, o, extra), nil
 }
 
 func (p *oidcProvider) Exchange(ctx context.Context, ex Exchange) (Identity, error) {

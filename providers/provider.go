@@ -2,12 +2,20 @@
 // any OpenID Connect issuer, any OAuth2 server with a JSON userinfo endpoint)
 // into one small interface the broker drives during the server-side
 // authorization-code flow.
+//
+// Each preset is one file that registers its type (see register): its
+// typed config decoded strictly from the config entry, its checks and
+// defaults, the Provider it builds and the optional capabilities that
+// Provider implements (IDTokenVerifier, Revoker, NotificationReceiver). The
+// registry looks types up in that map; nothing else names a preset. Its
+// emulator is one dialect file in internal/fakeidp.
 package providers
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Identity is what a provider says about the person who just logged in.
@@ -40,22 +48,46 @@ type Exchange struct {
 	State        string // the login's state (Naver wants it on the token request)
 }
 
+// Info is what the broker knows about a provider without asking it: fixed
+// when the registry is built.
+type Info struct {
+	Name        string // the configured name used in URLs (/auth/login/{name})
+	Type        string // the preset: kakao, naver, google, oidc, oauth2, …
+	DisplayName string // the human label for the login button
+	PKCE        bool   // AuthCodeURL should get a code_challenge (S256)
+	Nonce       bool   // the provider issues id_tokens bound to a nonce
+}
+
+// Prompt asks the provider to show something before it calls back. Each
+// preset maps it to its own spelling, or leaves out what it cannot ask.
+type Prompt string
+
+// The prompts a login or link may ask for.
+const (
+	PromptNone          Prompt = ""               // the provider decides
+	PromptLogin         Prompt = "login"          // sign in again, even with a session at the provider
+	PromptConsent       Prompt = "consent"        // ask for consent again
+	PromptSelectAccount Prompt = "select_account" // let the user pick (or add) an account
+)
+
+// AuthOptions are the parameters of one authorize request. The zero value
+// of Prompt and LoginHint adds nothing to the URL.
+type AuthOptions struct {
+	State         string
+	Nonce         string // sent only when Info().Nonce
+	CodeChallenge string // the S256 challenge; sent only when Info().PKCE
+	Prompt        Prompt
+	LoginHint     string // sent only by presets whose provider takes one
+}
+
 // Provider is one configured identity provider.
 type Provider interface {
-	// Name is the configured name used in URLs (/auth/login/{name}).
-	Name() string
-	// Type is the preset: kakao, naver, google, oidc or oauth2.
-	Type() string
-	// DisplayName is the human label for the login button.
-	DisplayName() string
-	// UsesPKCE reports whether AuthCodeURL should carry a code_challenge.
-	UsesPKCE() bool
-	// UsesNonce reports whether the provider issues id_tokens bound to a nonce.
-	UsesNonce() bool
-	// AuthCodeURL is the provider's authorize URL for one login. The redirect
-	// URI is always issuer + /auth/callback/{name}. codeChallenge is the S256
-	// challenge, or empty; nonce is empty when UsesNonce is false.
-	AuthCodeURL(state, nonce, codeChallenge string) string
+	// Info is the provider's static facts.
+	Info() Info
+	// AuthCodeURL is the provider's authorize URL for one login; the
+	// redirect URI is always issuer + /auth/callback/{name}. It runs
+	// discovery first when the provider needs it; that failure is an *Error.
+	AuthCodeURL(ctx context.Context, o AuthOptions) (string, error)
 	// Exchange trades an authorization code for the identity, verifying any
 	// id_token (signature, iss, aud, exp, nonce). Errors are *Error.
 	Exchange(ctx context.Context, ex Exchange) (Identity, error)
@@ -71,6 +103,33 @@ type IDTokenVerifier interface {
 type Revoker interface {
 	Revoke(ctx context.Context, subject string, g Grant) error
 }
+
+// NotificationReceiver is implemented by providers that call the broker
+// back about their users (Kakao's unlink webhook). The broker serves
+// /auth/webhooks/{Hook}, finds the receiver that Authenticates the request,
+// parses the form, then reads the notification.
+type NotificationReceiver interface {
+	// Hook is the path under /auth/webhooks/ the provider calls, e.g. "kakao/unlink".
+	Hook() string
+	// Authenticates reports whether r carries this provider's credentials
+	// (compared in constant time). It reads no body.
+	Authenticates(r *http.Request) bool
+	// ReadNotification reads an authenticated request whose form has been
+	// parsed. An error is the provider's mistake; its text is a short
+	// description fit for the answer.
+	ReadNotification(r *http.Request) (Notification, error)
+}
+
+// Notification is what a provider told the broker about one of its users.
+type Notification struct {
+	Subject string // the provider's subject of the user
+	Event   string // NotificationUnlinked
+	Detail  string // a note for the log as sent (Kakao's referrer_type): the caller makes it log-safe
+}
+
+// NotificationUnlinked: the user left the app at the provider; the identity
+// goes and the user's sessions end.
+const NotificationUnlinked = "unlinked"
 
 // Stable error codes. They are shown to users (through a plain-language page)
 // and to API clients; the cause stays in the logs.

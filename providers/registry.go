@@ -1,7 +1,6 @@
 package providers
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -29,16 +28,6 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Preparer is implemented by every provider of this package. Prepare does
-// the network setup a provider needs before AuthCodeURL can be built (OIDC
-// discovery for google and oidc without auth_url); for the others it returns
-// nil at once. The login handler should call it and render its *Error: when
-// setup has failed, AuthCodeURL returns "". A failed setup is retried on the
-// next call.
-type Preparer interface {
-	Prepare(ctx context.Context) error
-}
-
 // ErrRevokeUnsupported is returned by Revoke when the provider has no
 // revocation endpoint (an oidc issuer without revocation_endpoint and no
 // revoke_url, an oauth2 provider without revoke_url). There is nothing to
@@ -52,11 +41,12 @@ type Registry struct {
 	byName map[string]Provider
 }
 
-// NewRegistry validates every entry, reporting every problem at once (see
-// ConfigError), and builds the providers. It makes no network call:
-// discovery and JWKS are fetched on first use.
+// NewRegistry decodes and validates every entry with its preset, reporting
+// every problem at once (see ConfigError), and builds the providers. It
+// makes no network call: discovery and JWKS are fetched on first use.
 func NewRegistry(cfgs []Config, opts Options) (*Registry, error) {
-	if err := validate(cfgs, opts); err != nil {
+	pcs, err := decodeAll(cfgs, opts.RedirectBase)
+	if err != nil {
 		return nil, err
 	}
 	if opts.Timeout <= 0 {
@@ -76,24 +66,12 @@ func NewRegistry(cfgs []Config, opts Options) (*Registry, error) {
 	}
 	redirectBase := strings.TrimSuffix(opts.RedirectBase, "/")
 
-	r := &Registry{byName: make(map[string]Provider, len(cfgs))}
-	for _, c := range cfgs {
-		b := newBase(c, h, redirectBase)
-		var p Provider
-		switch c.Type {
-		case TypeKakao:
-			p = newKakao(c, b)
-		case TypeNaver:
-			p = newNaver(c, b)
-		case TypeGoogle:
-			p = newGoogle(c, b)
-		case TypeOIDC:
-			p = newOIDC(c, b)
-		case TypeOAuth2:
-			p = newOAuth2(c, b)
-		}
+	r := &Registry{byName: make(map[string]Provider, len(pcs))}
+	for _, pc := range pcs {
+		s := pc.settings()
+		p := pc.build(newBase(s, presets[s.Type], h, redirectBase))
 		r.list = append(r.list, p)
-		r.byName[c.Name] = p
+		r.byName[s.Name] = p
 	}
 	return r, nil
 }
@@ -107,4 +85,16 @@ func (r *Registry) Get(name string) (Provider, bool) {
 // All returns the providers in config order.
 func (r *Registry) All() []Provider {
 	return append([]Provider(nil), r.list...)
+}
+
+// Receivers returns the providers that take notifications at
+// /auth/webhooks/{hook}, in config order.
+func (r *Registry) Receivers(hook string) []NotificationReceiver {
+	var out []NotificationReceiver
+	for _, p := range r.list {
+		if n, ok := p.(NotificationReceiver); ok && n.Hook() == hook {
+			out = append(out, n)
+		}
+	}
+	return out
 }

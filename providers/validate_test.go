@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -8,17 +9,18 @@ import (
 )
 
 func TestNewRegistryReportsEveryProblem(t *testing.T) {
-	yes := true
+	type m = map[string]any
 	cfgs := []Config{
-		{Name: "kakao", Type: "kakao", ClientID: "k", Scopes: []string{"openid", "profile_nickname"}, AdminKey: "admin"},                   // ok
-		{Name: "kakao", Type: "kakao", ClientID: "k2"},                                                                                     // 1: duplicate name
-		{Name: "Bad Name", Type: "naver", ClientID: "n"},                                                                                   // 2: invalid name
-		{Name: "x", Type: "facebook", ClientID: "f"},                                                                                       // 3: unknown type
-		{Name: "google", Type: "google", AuthURL: "ftp://example.com/auth", TokenURL: "/relative"},                                         // 4: client_id, auth_url, token_url
-		{Name: "gitea", Type: "oauth2", ClientID: "g", Claims: map[string]string{"email": "email", "avatar": "x"}, PKCE: &yes},             // 5: urls, claims.subject, claims.avatar
-		{Name: "acme", Type: "oidc", ClientID: "a", AdminKey: "nope", Claims: map[string]string{"subject": "sub"}},                         // 6: issuer, admin_key, claims
-		{Name: "", Type: "naver", ClientID: "n", Scopes: []string{"profile"}, Success: &SuccessCheck{Path: "resultcode", Equals: "00"}},    // 7: name, success, scopes
-		{Name: "kakao2", Type: "kakao", ClientID: "k", Scopes: []string{"openid,profile_nickname"}, RevokeURL: "https://user:pw@kapi.x/u"}, // 8: scopes[0], revoke_url
+		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k", "scopes": []string{"openid", "profile_nickname"}, "admin_key": "admin"}),                   // ok
+		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k2"}),                                                                                          // 1: duplicate name
+		ConfigOf(m{"name": "Bad Name", "type": "naver", "client_id": "n"}),                                                                                        // 2: invalid name
+		ConfigOf(m{"name": "x", "type": "facebook", "client_id": "f"}),                                                                                            // 3: unknown type
+		ConfigOf(m{"name": "google", "type": "google", "auth_url": "ftp://example.com/auth", "token_url": "/relative"}),                                           // 4: client_id, auth_url, token_url
+		ConfigOf(m{"name": "gitea", "type": "oauth2", "client_id": "g", "claims": m{"email": "email", "avatar": "x"}, "pkce": true}),                              // 5: urls, claims.subject, claims.avatar
+		ConfigOf(m{"name": "acme", "type": "oidc", "client_id": "a", "admin_key": "nope", "claims": m{"subject": "sub"}}),                                         // 6: issuer, admin_key, claims
+		ConfigOf(m{"name": "", "type": "naver", "client_id": "n", "scopes": []string{"profile"}, "success": m{"path": "resultcode", "equals": "00"}}),             // 7: name, success, scopes
+		ConfigOf(m{"name": "kakao2", "type": "kakao", "client_id": "k", "scopes": []string{"openid,profile_nickname"}, "revoke_url": "https://user:pw@kapi.x/u"}), // 8: scopes[0], revoke_url
+		ConfigOf(m{"name": "naver2", "type": "naver", "client_id": "n", "issuer": "https://nid.naver.com", "jwks_url": "https://x.example/jwks"}),                 // 9: issuer, jwks_url (no id_token)
 	}
 	_, err := NewRegistry(cfgs, Options{RedirectBase: "https://auth.example.com"})
 	if err == nil {
@@ -41,6 +43,7 @@ func TestNewRegistryReportsEveryProblem(t *testing.T) {
 		"providers[6].claims", "providers[6].admin_key", "providers[6].issuer",
 		"providers[7].name", "providers[7].success", "providers[7].scopes",
 		"providers[8].revoke_url", "providers[8].scopes[0]",
+		"providers[9].issuer", "providers[9].jwks_url",
 	}
 	slices.Sort(keys)
 	slices.Sort(want)
@@ -51,7 +54,7 @@ func TestNewRegistryReportsEveryProblem(t *testing.T) {
 	if strings.Contains(msg, "pw@") {
 		t.Errorf("error leaks URL credentials: %v", msg)
 	}
-	for _, frag := range []string{`duplicate name "kakao"`, `unknown type "facebook"`} {
+	for _, frag := range []string{`duplicate name "kakao"`, `unknown type "facebook"`, "providers[6].admin_key: unknown key for type oidc"} {
 		if !strings.Contains(msg, frag) {
 			t.Errorf("error %q does not mention %q", msg, frag)
 		}
@@ -59,13 +62,14 @@ func TestNewRegistryReportsEveryProblem(t *testing.T) {
 }
 
 func TestNewRegistryOK(t *testing.T) {
+	type m = map[string]any
 	cfgs := []Config{
-		{Name: "kakao", Type: "kakao", ClientID: "k", Scopes: []string{"openid", "profile_nickname"}},
-		{Name: "naver", Type: "naver", ClientID: "n"},
-		{Name: "google", Type: "google", ClientID: "g"},
-		{Name: "acme", Type: "oidc", ClientID: "a", Issuer: "https://id.acme.example"},
-		{Name: "gitea", Type: "oauth2", ClientID: "g", AuthURL: "https://git.example/login/oauth/authorize", TokenURL: "https://git.example/login/oauth/access_token",
-			UserinfoURL: "https://git.example/api/v1/user", Claims: map[string]string{"subject": "id", "email": "email"}},
+		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k", "scopes": []string{"openid", "profile_nickname"}}),
+		ConfigOf(m{"name": "naver", "type": "naver", "client_id": "n"}),
+		ConfigOf(m{"name": "google", "type": "google", "client_id": "g"}),
+		ConfigOf(m{"name": "acme", "type": "oidc", "client_id": "a", "issuer": "https://id.acme.example"}),
+		ConfigOf(m{"name": "gitea", "type": "oauth2", "client_id": "g", "auth_url": "https://git.example/login/oauth/authorize", "token_url": "https://git.example/login/oauth/access_token",
+			"userinfo_url": "https://git.example/api/v1/user", "claims": m{"subject": "id", "email": "email"}}),
 	}
 	r, err := NewRegistry(cfgs, Options{RedirectBase: "https://auth.example.com/"})
 	if err != nil {
@@ -73,13 +77,13 @@ func TestNewRegistryOK(t *testing.T) {
 	}
 	var names []string
 	for _, p := range r.All() {
-		names = append(names, p.Name())
+		names = append(names, p.Info().Name)
 	}
 	if want := []string{"kakao", "naver", "google", "acme", "gitea"}; !slices.Equal(names, want) {
 		t.Errorf("All: got %v, want %v", names, want)
 	}
 	p, ok := r.Get("naver")
-	if !ok || p.Type() != "naver" || p.DisplayName() != "Naver" {
+	if !ok || p.Info().Type != "naver" || p.Info().DisplayName != "Naver" {
 		t.Errorf("Get(naver): got %v %v", p, ok)
 	}
 	if _, ok := r.Get("nope"); ok {
@@ -87,7 +91,7 @@ func TestNewRegistryOK(t *testing.T) {
 	}
 	// Production defaults, no network at boot.
 	k, _ := r.Get("kakao")
-	if got := k.AuthCodeURL("s", "n", "c"); !strings.HasPrefix(got, kakaoAuthURL+"?") ||
+	if got, _ := k.AuthCodeURL(context.Background(), AuthOptions{State: "s", Nonce: "n", CodeChallenge: "c"}); !strings.HasPrefix(got, kakaoAuthURL+"?") ||
 		!strings.Contains(got, "redirect_uri=https%3A%2F%2Fauth.example.com%2Fauth%2Fcallback%2Fkakao&") {
 		t.Errorf("kakao AuthCodeURL: got %s", got)
 	}

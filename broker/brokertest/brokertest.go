@@ -19,13 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/socialbroker/broker/broker"
 	"github.com/socialbroker/broker/broker/keys"
+	"github.com/socialbroker/broker/internal/app"
 	"github.com/socialbroker/broker/internal/config"
+	"github.com/socialbroker/broker/internal/fakeidp"
 	"github.com/socialbroker/broker/internal/testclock"
-	"github.com/socialbroker/broker/internal/web"
-	"github.com/socialbroker/broker/providers"
-	"github.com/socialbroker/broker/providers/emulator"
 	"github.com/socialbroker/broker/storage"
 	"github.com/socialbroker/broker/storage/storagetest"
 )
@@ -82,7 +83,7 @@ type Env struct {
 	Keys      *keys.Manager
 	Clock     *Clock
 	Logs      *Logs
-	Emulators map[string]*emulator.Emulator
+	Emulators map[string]*fakeidp.Emulator
 	Server    *httptest.Server
 	Broker    *broker.Server
 }
@@ -91,7 +92,7 @@ type Env struct {
 var Key32 = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x42}, 32))
 
 // Users is who each emulator logs in by default.
-var Users = map[string]emulator.User{
+var Users = map[string]fakeidp.User{
 	"kakao":  {Subject: "9007199254740993", Nickname: "라이언"},
 	"naver":  {Subject: "Vv7C1QbWx3nJ5dHqL0aYs9", Nickname: "네이버친구", Email: "friend@naver.example"},
 	"google": {Subject: "104857600000000000001", Email: "dev@gmail.example", EmailVerified: true, Name: "Dev User", Nickname: "Dev"},
@@ -132,34 +133,26 @@ func New(t testing.TB, o Options) *Env {
 	if o.TLS {
 		issuer = "https://" + ln.Addr().String()
 	}
-	env := &Env{URL: issuer, Clock: o.Clock, Logs: &Logs{}, Emulators: map[string]*emulator.Emulator{}}
+	env := &Env{URL: issuer, Clock: o.Clock, Logs: &Logs{}, Emulators: map[string]*fakeidp.Emulator{}}
 
-	var prov strings.Builder
+	var entries []map[string]any
 	for _, kind := range o.Providers {
-		em, err := emulator.Start(emulator.Options{
-			Kind: emulator.Kind(kind), ClientID: kind + "-client", ClientSecret: kind + "-secret",
+		em, err := fakeidp.Start(fakeidp.Options{
+			Kind: fakeidp.Kind(kind), ClientID: kind + "-client", ClientSecret: kind + "-secret",
 			AdminKey: "kakao-admin-key", RedirectURIs: []string{issuer + "/auth/callback/" + kind},
 			ExtraAudiences: []string{kind + "-native"}, User: Users[kind], Now: o.Clock.Now,
+			AttackerEndpoints: true, // forged id_tokens name them
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(em.Close)
 		env.Emulators[kind] = em
-		ep := em.Endpoints()
-		fmt.Fprintf(&prov, "  - name: %s\n    type: %s\n    client_id: %s-client\n    client_secret: %s-secret\n", kind, kind, kind, kind)
-		switch kind {
-		case "kakao":
-			fmt.Fprintf(&prov, "    scopes: [openid, profile_nickname]\n    admin_key: kakao-admin-key\n    accept_audiences: [kakao-native]\n    auth_url: %s\n    token_url: %s\n    userinfo_url: %s\n    issuer: %s\n    jwks_url: %s\n    revoke_url: %s\n",
-				ep.AuthURL, ep.TokenURL, ep.UserinfoURL, ep.Issuer, ep.JWKSURL, ep.RevokeURL)
-		case "naver":
-			fmt.Fprintf(&prov, "    auth_url: %s\n    token_url: %s\n    userinfo_url: %s\n    revoke_url: %s\n", ep.AuthURL, ep.TokenURL, ep.UserinfoURL, ep.RevokeURL)
-		case "google", "oidc":
-			fmt.Fprintf(&prov, "    issuer: %s\n    accept_audiences: [%s-native]\n", ep.Issuer, kind)
-		case "oauth2":
-			fmt.Fprintf(&prov, "    display_name: Gitea\n    auth_url: %s\n    token_url: %s\n    userinfo_url: %s\n    claims: { subject: id, email: email, name: login, picture: avatar_url }\n",
-				ep.AuthURL, ep.TokenURL, ep.UserinfoURL)
-		}
+		entries = append(entries, em.ProviderConfig(kind, true))
+	}
+	prov, err := yaml.Marshal(entries)
+	if err != nil {
+		t.Fatal(err)
 	}
 	key := Key32
 	if o.Keys != nil {
@@ -194,50 +187,20 @@ signup:
 providers:
 %s`, issuer, ln.Addr(), o.DatabaseURL, Key32, Key32, o.TLS, dur(o.AccessTTL, 10*time.Minute), dur(o.RefreshTTL, 720*time.Hour),
 		dur(o.IdleTTL, 168*time.Hour), dur(o.ReuseGrace, 10*time.Second), key, dur(o.MaxAge, 10*time.Minute),
-		issuer, o.Signup, strings.Join(o.Fields, ", "), o.Extra, prov.String())
+		issuer, o.Signup, strings.Join(o.Fields, ", "), o.Extra, prov)
 	cfg, err := config.Parse([]byte(doc), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("test config: %v\n%s", err, doc)
 	}
 	env.Config = cfg
 	log := slog.New(slog.NewJSONHandler(env.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-
-	st, err := storage.Open(ctx, cfg.Database.URL, storage.Options{})
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, Now: o.Clock.Now, ProviderTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(st.Close)
-	env.Store = st
-	metrics := broker.NewMetrics()
-	km, err := keys.New(st, keys.Config{
-		EncryptionKey: cfg.Keys.EncryptionKey, RotateEvery: cfg.Keys.RotateEvery, MaxAge: cfg.Keys.JWKSMaxAge,
-		AccessTTL: cfg.Tokens.AccessTTL, Now: o.Clock.Now, Logger: log, OnRotate: metrics.KeyRotations.Inc,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := km.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
-	env.Keys = km
-	reg, err := providers.NewRegistry(cfg.Providers, providers.Options{
-		RedirectBase: issuer, Now: o.Clock.Now, Logger: log, Timeout: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, err := web.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := broker.New(broker.Deps{Config: cfg, Store: st, Keys: km, Providers: reg, Pages: pages, Metrics: metrics, Logger: log, Now: o.Clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.SyncEventEndpoints(ctx); err != nil {
-		t.Fatal(err)
-	}
-	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: srv.Handler()}}
+	t.Cleanup(a.Close)
+	env.Store, env.Keys, env.Broker = a.Store, a.Keys, a.Server
+	hs := &httptest.Server{Listener: ln, Config: &http.Server{Handler: a.Server.Handler()}}
 	if o.TLS {
 		hs.StartTLS()
 	} else {
@@ -245,7 +208,6 @@ providers:
 	}
 	t.Cleanup(hs.Close)
 	env.Server = hs
-	env.Broker = srv
 	return env
 }
 

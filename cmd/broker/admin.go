@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/socialbroker/broker/broker/keys"
+	"github.com/socialbroker/broker/internal/app"
 	"github.com/socialbroker/broker/internal/config"
 	"github.com/socialbroker/broker/storage"
 )
@@ -39,7 +40,7 @@ func runAdmin(ctx context.Context, name string, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg, adminWait)
+	st, err := app.OpenStore(ctx, cfg, adminWait)
 	if err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 func cmdKeysRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return runAdmin(ctx, "keys rotate", args, getenv, stdout, stderr, nil,
 		func(ctx context.Context, cfg *config.Config, st *storage.Store, stdout io.Writer) error {
-			km, err := newKeyManager(st, cfg, newLogger(io.Discard), nil)
+			km, err := app.NewKeyManager(st, cfg, newLogger(io.Discard), nil, nil)
 			if err != nil {
 				return err
 			}
@@ -78,7 +79,7 @@ func cmdKeysRotate(ctx context.Context, args []string, getenv func(string) strin
 func cmdKeysList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return runAdmin(ctx, "keys list", args, getenv, stdout, stderr, nil,
 		func(ctx context.Context, cfg *config.Config, st *storage.Store, stdout io.Writer) error {
-			km, err := newKeyManager(st, cfg, newLogger(io.Discard), nil)
+			km, err := app.NewKeyManager(st, cfg, newLogger(io.Discard), nil, nil)
 			if err != nil {
 				return err
 			}

@@ -21,7 +21,7 @@ const usage = `usage: broker <command> [flags]
 commands:
   serve --config FILE                     run the server (applies migrations unless database.auto_migrate: false)
   migrate --config FILE                   apply pending migrations and exit
-  dev [--listen ADDR]                     local demo: throwaway Postgres, emulated Kakao/Naver/Google, demo frontend
+  dev                                     moved: the local demo is go run ./cmd/broker-dev
   keys rotate --config FILE               create the next signing key (published before use)
   keys list --config FILE                 list signing keys
   sessions revoke --user ID --config FILE revoke every session of one user
@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "migrate":
 		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
 	case "dev":
-		return cmdDev(ctx, rest, getenv, stdout, stderr)
+		return errors.New("dev: the local demo is a separate command, so that the emulators never ship in this binary: go run ./cmd/broker-dev")
 	case "keys":
 		if len(rest) == 0 {
 			return usageError{"keys: want rotate or list"}

@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socialbroker/broker/providers/emulator"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/socialbroker/broker/internal/fakeidp"
 )
 
 // emuProxy sits between the broker and an emulator's token and userinfo
@@ -128,7 +130,7 @@ func (p *emuProxy) take(code string) time.Duration {
 // (its own user), so concurrent logins do not queue on one identity row.
 type loginProvider struct {
 	name  string
-	em    *emulator.Emulator
+	em    *fakeidp.Emulator
 	proxy *emuProxy
 }
 
@@ -136,10 +138,10 @@ func startLoginProviders(n int, issuer string, tr http.RoundTripper) ([]*loginPr
 	var out []*loginProvider
 	for i := range n {
 		name := fmt.Sprintf("emu%d", i+1)
-		em, err := emulator.Start(emulator.Options{
-			Kind: emulator.OAuth2, ClientID: "bench-" + name, ClientSecret: "bench-secret-" + name,
+		em, err := fakeidp.Start(fakeidp.Options{
+			Kind: fakeidp.OAuth2, ClientID: "bench-" + name, ClientSecret: "bench-secret-" + name,
 			RedirectURIs: []string{issuer + "/auth/callback/" + name},
-			User:         emulator.User{Subject: strconv.Itoa(7000000 + i), Nickname: "bench" + strconv.Itoa(i+1), Email: name + "@bench.example", Name: "Bench User " + strconv.Itoa(i+1)},
+			User:         fakeidp.User{Subject: strconv.Itoa(7000000 + i), Nickname: "bench" + strconv.Itoa(i+1), Email: name + "@bench.example", Name: "Bench User " + strconv.Itoa(i+1)},
 		})
 		if err != nil {
 			closeLoginProviders(out)
@@ -163,25 +165,23 @@ func closeLoginProviders(ps []*loginProvider) {
 	}
 }
 
-// providersYAML is the providers: block of the bench config.
+// providersYAML is the providers: block of the bench config: each
+// emulator's own entry, with the token and userinfo calls through its proxy.
 func providersYAML(ps []*loginProvider) string {
-	var b strings.Builder
+	var entries []map[string]any
 	for _, p := range ps {
-		ep := p.em.Endpoints()
-		fmt.Fprintf(&b, `  - name: %s
-    type: oauth2
-    display_name: Bench %s
-    client_id: bench-%s
-    client_secret: bench-secret-%s
-    auth_url: %q
-    token_url: %q
-    userinfo_url: %q
-    claims: { subject: id, email: email, name: login, picture: avatar_url }
-`, p.name, p.name, p.name, p.name, ep.AuthURL,
-			strings.Replace(ep.TokenURL, p.em.URL(), p.proxy.base, 1),
-			strings.Replace(ep.UserinfoURL, p.em.URL(), p.proxy.base, 1))
+		m := p.em.ProviderConfig(p.name, false)
+		m["display_name"] = "Bench " + p.name
+		for _, k := range []string{"token_url", "userinfo_url"} {
+			m[k] = strings.Replace(m[k].(string), p.em.URL(), p.proxy.base, 1)
+		}
+		entries = append(entries, m)
 	}
-	return b.String()
+	b, err := yaml.Marshal(entries)
+	if err != nil {
+		panic(err) // maps of strings always marshal
+	}
+	return string(b)
 }
 
 // loginTiming is one login round trip.

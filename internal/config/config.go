@@ -279,6 +279,9 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, p *problems) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if reflect.PointerTo(t).Implements(selfDecoding) {
+		return // it checks its own keys (a provider entry: its preset does)
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
@@ -318,6 +321,8 @@ func checkKeys(n *yaml.Node, t reflect.Type, path string, p *problems) {
 		}
 	}
 }
+
+var selfDecoding = reflect.TypeFor[yaml.Unmarshaler]()
 
 func kindName(t reflect.Type) string {
 	switch t.Kind() {
@@ -486,11 +491,11 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 	}
 	c.Signup.Fields = f.Signup.Fields
 
-	// providers: validated by the registry, which names keys as providers[i].field
+	// providers: each entry decoded and validated by its preset, which names keys as providers[i].field
 	if len(f.Providers) == 0 {
 		p.add("providers", "required: at least one provider")
 	}
-	if _, err := providers.NewRegistry(f.Providers, providers.Options{RedirectBase: c.Issuer}); err != nil {
+	if err := providers.Validate(f.Providers, c.Issuer); err != nil {
 		for _, e := range unjoin(err) {
 			p.list = append(p.list, e.Error())
 		}

@@ -60,7 +60,7 @@ func TestParseValid(t *testing.T) {
 	if c.Limits.Login != 0 || c.Limits.Token != 120 || len(c.Limits.TrustedProxies) != 2 {
 		t.Errorf("limits = %+v", c.Limits)
 	}
-	if c.Signup.Mode != "form" || c.Providers[0].ClientID != "rest-key" {
+	if c.Signup.Mode != "form" || c.Providers[0].Map()["client_id"] != "rest-key" {
 		t.Errorf("signup/providers = %+v %+v", c.Signup, c.Providers)
 	}
 }
@@ -73,7 +73,7 @@ func TestExpansionIsScalarOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Providers[0].ClientSecret != "" || !strings.Contains(c.Providers[0].ClientID, "injected") {
+	if p := c.Providers[0].Map(); p["client_secret"] != nil || !strings.Contains(p["client_id"].(string), "injected") {
 		t.Fatalf("expansion changed the structure: %+v", c.Providers[0])
 	}
 }

@@ -8,31 +8,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socialbroker/broker/internal/fakeidp"
 	"github.com/socialbroker/broker/providers"
-	"github.com/socialbroker/broker/providers/emulator"
 )
 
 // DefaultSetups are the five presets, plus google and oidc endpoints found
 // by discovery.
 func DefaultSetups() []Setup {
 	return []Setup{
-		{Kind: emulator.Kakao},
-		{Kind: emulator.Naver},
-		{Kind: emulator.Google},
-		{Kind: emulator.Google, Name: "google-discovery", Discovery: true},
-		{Kind: emulator.OIDC},
-		{Kind: emulator.OIDC, Name: "oidc-discovery", Discovery: true},
-		{Kind: emulator.OAuth2},
+		{Kind: fakeidp.Kakao},
+		{Kind: fakeidp.Naver},
+		{Kind: fakeidp.Google},
+		{Kind: fakeidp.Google, Name: "google-discovery", Discovery: true},
+		{Kind: fakeidp.OIDC},
+		{Kind: fakeidp.OIDC, Name: "oidc-discovery", Discovery: true},
+		{Kind: fakeidp.OAuth2},
 	}
 }
 
 // IDTokenFaults are every id_token defect the emulator can produce.
-var IDTokenFaults = []emulator.IDTokenFault{
-	emulator.BadSignature, emulator.WrongAudience, emulator.WrongIssuer, emulator.WrongNonce,
-	emulator.MissingNonce, emulator.Expired, emulator.FutureIssuedAt, emulator.AlgNone,
-	emulator.AlgNoneTitle, emulator.AlgNoneUpper, emulator.AlgNoneMixed, emulator.HS256WithPublicKey,
-	emulator.AttackerKey, emulator.EmbeddedJWK, emulator.JKUHeader, emulator.X5UHeader,
-	emulator.UnknownKid, emulator.MissingSub, emulator.SubMismatch, emulator.WrongAZP,
+var IDTokenFaults = []fakeidp.IDTokenFault{
+	fakeidp.BadSignature, fakeidp.WrongAudience, fakeidp.WrongIssuer, fakeidp.WrongNonce,
+	fakeidp.MissingNonce, fakeidp.Expired, fakeidp.FutureIssuedAt, fakeidp.AlgNone,
+	fakeidp.AlgNoneTitle, fakeidp.AlgNoneUpper, fakeidp.AlgNoneMixed, fakeidp.HS256WithPublicKey,
+	fakeidp.AttackerKey, fakeidp.EmbeddedJWK, fakeidp.JKUHeader, fakeidp.X5UHeader,
+	fakeidp.UnknownKid, fakeidp.MissingSub, fakeidp.SubMismatch, fakeidp.WrongAZP,
 }
 
 // Run is the conformance suite: every setup must pass every case that
@@ -54,7 +54,7 @@ func runCases(t *testing.T, s Setup) {
 	t.Run("Token500", func(t *testing.T) {
 		t.Parallel()
 		e := Start(t, s)
-		e.Emu.SetFaults(emulator.Faults{TokenStatus: 500})
+		e.Emu.SetFaults(fakeidp.Faults{TokenStatus: 500})
 		_, l, err := e.Login(t)
 		wantCode(t, err, providers.CodeProviderError, l)
 		if got := e.Emu.CallCount(e.path(e.Emu.Endpoints().TokenURL)); got != 1 {
@@ -64,7 +64,7 @@ func runCases(t *testing.T, s Setup) {
 	t.Run("TokenHTML200", func(t *testing.T) {
 		t.Parallel()
 		e := Start(t, s)
-		e.Emu.SetFaults(emulator.Faults{TokenStatus: 200, TokenBody: "<html><body>maintenance</body></html>"})
+		e.Emu.SetFaults(fakeidp.Faults{TokenStatus: 200, TokenBody: "<html><body>maintenance</body></html>"})
 		_, l, err := e.Login(t)
 		wantCode(t, err, providers.CodeProviderError, l)
 	})
@@ -74,7 +74,7 @@ func runCases(t *testing.T, s Setup) {
 		s.Timeout = 300 * time.Millisecond
 		e := Start(t, s)
 		l := e.Authorize(t)
-		e.Emu.SetFaults(emulator.Faults{TokenDelay: 10 * time.Second})
+		e.Emu.SetFaults(fakeidp.Faults{TokenDelay: 10 * time.Second})
 		start := time.Now()
 		_, err := e.Provider.Exchange(context.Background(), l.Exchange())
 		wantCode(t, err, providers.CodeProviderTimeout, l)
@@ -88,7 +88,7 @@ func runCases(t *testing.T, s Setup) {
 		s.Timeout = 300 * time.Millisecond
 		e := Start(t, s)
 		l := e.Authorize(t)
-		e.Emu.SetFaults(emulator.Faults{UserinfoDelay: 10 * time.Second})
+		e.Emu.SetFaults(fakeidp.Faults{UserinfoDelay: 10 * time.Second})
 		_, err := e.Provider.Exchange(context.Background(), l.Exchange())
 		if !e.callsUserinfo() {
 			if err != nil {
@@ -103,13 +103,13 @@ func runCases(t *testing.T, s Setup) {
 	for _, c := range []struct {
 		name     string
 		userinfo bool
-		faults   emulator.Faults
+		faults   fakeidp.Faults
 	}{
-		{"HugeBody", false, emulator.Faults{HugeBody: true}},
-		{"GzipBombToken", false, emulator.Faults{GzipBomb: true, BodyFaultsOnly: "token"}},
-		{"GzipBombUserinfo", true, emulator.Faults{GzipBomb: true, BodyFaultsOnly: "userinfo"}},
-		{"ResetToken", false, emulator.Faults{Reset: true, BodyFaultsOnly: "token"}},
-		{"ResetUserinfo", true, emulator.Faults{Reset: true, BodyFaultsOnly: "userinfo"}},
+		{"HugeBody", false, fakeidp.Faults{HugeBody: true}},
+		{"GzipBombToken", false, fakeidp.Faults{GzipBomb: true, BodyFaultsOnly: "token"}},
+		{"GzipBombUserinfo", true, fakeidp.Faults{GzipBomb: true, BodyFaultsOnly: "userinfo"}},
+		{"ResetToken", false, fakeidp.Faults{Reset: true, BodyFaultsOnly: "token"}},
+		{"ResetUserinfo", true, fakeidp.Faults{Reset: true, BodyFaultsOnly: "userinfo"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -129,7 +129,7 @@ func runCases(t *testing.T, s Setup) {
 		e := Start(t, s)
 		l := e.Authorize(t)
 		// 200ms a byte: the token answer would take about a minute.
-		e.Emu.SetFaults(emulator.Faults{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "token"})
+		e.Emu.SetFaults(fakeidp.Faults{Trickle: 200 * time.Millisecond, BodyFaultsOnly: "token"})
 		start := time.Now()
 		_, err := e.Provider.Exchange(context.Background(), l.Exchange())
 		wantCode(t, err, providers.CodeProviderTimeout, l)
@@ -143,9 +143,9 @@ func runCases(t *testing.T, s Setup) {
 		if !e.callsUserinfo() {
 			t.Skip("no userinfo endpoint")
 		}
-		f := emulator.Faults{UserinfoStatus: 401}
-		if s.Kind == emulator.Naver {
-			f = emulator.Faults{UserinfoStatus: 200, UserinfoBody: `{"resultcode":"024","message":"Authentication failed"}`}
+		f := fakeidp.Faults{UserinfoStatus: 401}
+		if s.Kind == fakeidp.Naver {
+			f = fakeidp.Faults{UserinfoStatus: 200, UserinfoBody: `{"resultcode":"024","message":"Authentication failed"}`}
 		}
 		e.Emu.SetFaults(f)
 		_, l, err := e.Login(t)
@@ -157,7 +157,7 @@ func runCases(t *testing.T, s Setup) {
 		if !e.callsUserinfo() {
 			t.Skip("no userinfo endpoint")
 		}
-		e.Emu.SetFaults(emulator.Faults{UserinfoStatus: 503})
+		e.Emu.SetFaults(fakeidp.Faults{UserinfoStatus: 503})
 		_, l, err := e.Login(t)
 		wantCode(t, err, providers.CodeProviderError, l)
 	})
@@ -170,7 +170,7 @@ func runCases(t *testing.T, s Setup) {
 			t.Run(string(fault), func(t *testing.T) {
 				t.Parallel()
 				e := Start(t, s)
-				e.Emu.SetFaults(emulator.Faults{IDToken: fault})
+				e.Emu.SetFaults(fakeidp.Faults{IDToken: fault})
 				id, l, err := e.Login(t)
 				if err == nil {
 					t.Fatalf("Exchange with %s: got identity %q, want %s", fault, id.Subject, providers.CodeInvalidIDToken)
@@ -201,8 +201,8 @@ func testAuthCodeURL(t *testing.T, e *Env) {
 	}
 	checks := []struct{ param, want string }{
 		{"response_type", "code"},
-		{"client_id", e.Config.ClientID},
-		{"redirect_uri", RedirectBase + "/auth/callback/" + e.Config.Name},
+		{"client_id", e.Setting("client_id")},
+		{"redirect_uri", RedirectBase + "/auth/callback/" + e.Setting("name")},
 		{"state", l.State},
 	}
 	for _, c := range checks {
@@ -214,7 +214,7 @@ func testAuthCodeURL(t *testing.T, e *Env) {
 	if got, ok := q["scope"]; ok != hasScope || (ok && got[0] != wantScope) {
 		t.Errorf("scope: got %q (present %v), want %q (present %v)", q.Get("scope"), ok, wantScope, hasScope)
 	}
-	wantPKCE := e.Setup.Kind != emulator.Naver
+	wantPKCE := e.Setup.Kind != fakeidp.Naver
 	if got := q.Get("code_challenge"); (got != "") != wantPKCE || (wantPKCE && got != S256(l.Verifier)) {
 		t.Errorf("code_challenge: got %q, want S256 of the verifier: %v", got, wantPKCE)
 	}
@@ -225,35 +225,35 @@ func testAuthCodeURL(t *testing.T, e *Env) {
 	if got := q.Get("nonce"); (got != "") != wantNonce || (wantNonce && got != l.Nonce) {
 		t.Errorf("nonce: got %q, want the login's nonce: %v", got, wantNonce)
 	}
-	if e.Provider.UsesNonce() != wantNonce {
-		t.Errorf("UsesNonce: got %v, want %v", e.Provider.UsesNonce(), wantNonce)
+	if e.Provider.Info().Nonce != wantNonce {
+		t.Errorf("Info().Nonce: got %v, want %v", e.Provider.Info().Nonce, wantNonce)
 	}
 }
 
 // wantScope is the scope parameter the preset must send.
 func (e *Env) wantScope() (string, bool) {
 	switch e.Setup.Kind {
-	case emulator.Naver:
+	case fakeidp.Naver:
 		return "", false
-	case emulator.Kakao:
-		return strings.Join(e.Config.Scopes, ","), len(e.Config.Scopes) > 0
-	case emulator.Google:
-		if len(e.Config.Scopes) == 0 {
+	case fakeidp.Kakao:
+		return strings.Join(e.Scopes(), ","), len(e.Scopes()) > 0
+	case fakeidp.Google:
+		if len(e.Scopes()) == 0 {
 			return "openid email profile", true
 		}
-	case emulator.OIDC:
-		if len(e.Config.Scopes) == 0 {
+	case fakeidp.OIDC:
+		if len(e.Scopes()) == 0 {
 			return "openid profile email", true
 		}
 	}
-	return strings.Join(e.Config.Scopes, " "), len(e.Config.Scopes) > 0
+	return strings.Join(e.Scopes(), " "), len(e.Scopes()) > 0
 }
 
 func usesIDToken(s Setup) bool {
 	switch s.Kind {
-	case emulator.Google, emulator.OIDC:
+	case fakeidp.Google, fakeidp.OIDC:
 		return true
-	case emulator.Kakao:
+	case fakeidp.Kakao:
 		return s.Scopes == nil || slices.Contains(s.Scopes, "openid")
 	}
 	return false
@@ -261,8 +261,8 @@ func usesIDToken(s Setup) bool {
 
 func (e *Env) callsUserinfo() bool {
 	switch e.Setup.Kind {
-	case emulator.Google, emulator.OIDC:
-		return e.Setup.Discovery || e.Config.UserinfoURL != ""
+	case fakeidp.Google, fakeidp.OIDC:
+		return e.Setup.Discovery || e.Setting("userinfo_url") != ""
 	}
 	return true
 }
@@ -277,13 +277,13 @@ func testHonestLogin(t *testing.T, e *Env) {
 		t.Fatalf("Exchange: %v", err)
 	}
 	u := e.user()
-	want := providers.Identity{Provider: e.Config.Name, Subject: u.Subject, Email: u.Email, Name: u.Name, Picture: u.Picture}
+	want := providers.Identity{Provider: e.Setting("name"), Subject: u.Subject, Email: u.Email, Name: u.Name, Picture: u.Picture}
 	switch e.Setup.Kind {
-	case emulator.Kakao, emulator.Naver:
+	case fakeidp.Kakao, fakeidp.Naver:
 		want.Name = u.Nickname
 	}
 	switch e.Setup.Kind {
-	case emulator.Kakao, emulator.Google, emulator.OIDC:
+	case fakeidp.Kakao, fakeidp.Google, fakeidp.OIDC:
 		want.EmailVerified = u.EmailVerified
 	}
 	got := id
@@ -297,7 +297,7 @@ func testHonestLogin(t *testing.T, e *Env) {
 	if got := e.Emu.CallCount(e.path(e.Emu.Endpoints().TokenURL)); got != 1 {
 		t.Errorf("token requests: got %d, want 1", got)
 	}
-	if e.Setup.Kind == emulator.Naver {
+	if e.Setup.Kind == fakeidp.Naver {
 		for _, c := range e.Emu.Calls() {
 			if c.Path == e.path(e.Emu.Endpoints().TokenURL) && c.Form.Get("state") != l.State {
 				t.Errorf("naver token request state: got %q, want %q", c.Form.Get("state"), l.State)
@@ -310,22 +310,22 @@ func testHonestLogin(t *testing.T, e *Env) {
 	}
 }
 
-func (e *Env) user() emulator.User {
-	if e.Setup.User != (emulator.User{}) {
+func (e *Env) user() fakeidp.User {
+	if e.Setup.User != (fakeidp.User{}) {
 		return e.Setup.User
 	}
 	// The emulator's default users, see emulator.defaultUser.
 	switch e.Setup.Kind {
-	case emulator.Kakao:
-		return emulator.User{Subject: "3012345678", Email: "ryan@kakao.example", EmailVerified: true, Nickname: "라이언", Name: "김라이언", Picture: "https://k.kakaocdn.example/dn/ryan/img_640x640.jpg"}
-	case emulator.Naver:
-		return emulator.User{Subject: "Wb3xq0kZt8cF1rPq5Jm0y7u4sLdE6aHnVgXo9iKc2Qs", Email: "minji@naver.example", EmailVerified: true, Nickname: "민지", Name: "이민지", Picture: "https://phinf.pstatic.example/profile/minji.png"}
-	case emulator.Google:
-		return emulator.User{Subject: "108123456789012345678", Email: "alice@gmail.example", EmailVerified: true, Nickname: "alice", Name: "Alice Example", Picture: "https://lh3.googleusercontent.example/a/alice=s96-c"}
-	case emulator.OIDC:
-		return emulator.User{Subject: "f2b6c1d0-6a55-4a8e-9c1e-4d1f0b8a7e21", Email: "bob@oidc.example", EmailVerified: true, Nickname: "bob", Name: "Bob Example", Picture: "https://oidc.example/avatars/bob.png"}
+	case fakeidp.Kakao:
+		return fakeidp.User{Subject: "3012345678", Email: "ryan@kakao.example", EmailVerified: true, Nickname: "라이언", Name: "김라이언", Picture: "https://k.kakaocdn.example/dn/ryan/img_640x640.jpg"}
+	case fakeidp.Naver:
+		return fakeidp.User{Subject: "Wb3xq0kZt8cF1rPq5Jm0y7u4sLdE6aHnVgXo9iKc2Qs", Email: "minji@naver.example", EmailVerified: true, Nickname: "민지", Name: "이민지", Picture: "https://phinf.pstatic.example/profile/minji.png"}
+	case fakeidp.Google:
+		return fakeidp.User{Subject: "108123456789012345678", Email: "alice@gmail.example", EmailVerified: true, Nickname: "alice", Name: "Alice Example", Picture: "https://lh3.googleusercontent.example/a/alice=s96-c"}
+	case fakeidp.OIDC:
+		return fakeidp.User{Subject: "f2b6c1d0-6a55-4a8e-9c1e-4d1f0b8a7e21", Email: "bob@oidc.example", EmailVerified: true, Nickname: "bob", Name: "Bob Example", Picture: "https://oidc.example/avatars/bob.png"}
 	default:
-		return emulator.User{Subject: "42", Email: "carol@gitea.example", EmailVerified: true, Nickname: "carol", Name: "Carol Example", Picture: "https://gitea.example/avatars/carol"}
+		return fakeidp.User{Subject: "42", Email: "carol@gitea.example", EmailVerified: true, Nickname: "carol", Name: "Carol Example", Picture: "https://gitea.example/avatars/carol"}
 	}
 }
 
@@ -339,7 +339,7 @@ func testReplayedCode(t *testing.T, e *Env) {
 }
 
 func testWrongVerifier(t *testing.T, e *Env) {
-	if !e.Provider.UsesPKCE() {
+	if !e.Provider.Info().PKCE {
 		t.Skip("no PKCE")
 	}
 	l := e.Authorize(t)
@@ -353,7 +353,7 @@ func testWrongVerifier(t *testing.T, e *Env) {
 }
 
 func testRevoke(t *testing.T, s Setup) {
-	if s.Kind == emulator.Kakao {
+	if s.Kind == fakeidp.Kakao {
 		s.AdminKey = "" // the Bearer path here; the admin path has its own test
 	}
 	e := Start(t, s)
@@ -379,7 +379,7 @@ func testRevoke(t *testing.T, s Setup) {
 		t.Errorf("revoke requests: got %d, want 1", n)
 	}
 	// The grant is gone: a second login's tokens still work, the first's not.
-	e.Emu.SetFaults(emulator.Faults{RevokeStatus: 503})
+	e.Emu.SetFaults(fakeidp.Faults{RevokeStatus: 503})
 	id2, _, err := e.Login(t)
 	if err != nil {
 		t.Fatalf("second login: %v", err)

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socialbroker/broker/internal/fakeidp"
 	"github.com/socialbroker/broker/internal/testclock"
 	"github.com/socialbroker/broker/providers"
-	"github.com/socialbroker/broker/providers/emulator"
 )
 
 // RedirectBase is the broker issuer the helpers configure; the emulators
@@ -29,7 +29,7 @@ func NewClock() *Clock { return testclock.New(time.Now().Truncate(time.Second)) 
 
 // Setup describes one provider under test.
 type Setup struct {
-	Kind emulator.Kind
+	Kind fakeidp.Kind
 	// Name is the provider name (default: the kind).
 	Name string
 	// Discovery leaves google and oidc with only the issuer configured, so
@@ -39,15 +39,15 @@ type Setup struct {
 	// Scopes replaces the kind's test scopes (see ConfigFor).
 	Scopes []string
 	// User is who consents (zero: the emulator's default user).
-	User emulator.User
+	User fakeidp.User
 	// AdminKey (kakao) is set on both the emulator and the config.
 	AdminKey string
 	// ExtraAudiences go to the emulator and to accept_audiences.
 	ExtraAudiences []string
 	// Timeout is the registry's per-call timeout (default 5s).
 	Timeout time.Duration
-	// Configure adjusts the config before the registry is built.
-	Configure func(*providers.Config)
+	// Configure adjusts the config entry before the registry is built.
+	Configure func(map[string]any)
 }
 
 func (s Setup) name() string {
@@ -60,9 +60,9 @@ func (s Setup) name() string {
 // Env is a running emulator and the provider built against it.
 type Env struct {
 	Setup    Setup
-	Emu      *emulator.Emulator
+	Emu      *fakeidp.Emulator
 	Clock    *Clock
-	Config   providers.Config
+	Config   map[string]any // the providers entry the registry was built from
 	Registry *providers.Registry
 	Provider providers.Provider
 }
@@ -73,7 +73,7 @@ func Start(t testing.TB, s Setup) *Env {
 	t.Helper()
 	clock := NewClock()
 	name := s.name()
-	emu, err := emulator.Start(emulator.Options{
+	emu, err := fakeidp.Start(fakeidp.Options{
 		Kind:           s.Kind,
 		ClientID:       "client-" + name,
 		ClientSecret:   "secret-" + name,
@@ -82,27 +82,26 @@ func Start(t testing.TB, s Setup) *Env {
 		ExtraAudiences: s.ExtraAudiences,
 		User:           s.User,
 		Now:            clock.Now,
+		// The id_token faults include tokens naming these URLs.
+		AttackerEndpoints: true,
 	})
 	if err != nil {
-		t.Fatalf("emulator.Start(%s): %v", s.Kind, err)
+		t.Fatalf("fakeidp.Start(%s): %v", s.Kind, err)
 	}
 	t.Cleanup(emu.Close)
 
-	cfg := ConfigFor(name, s.Kind, emu, s.Discovery)
-	cfg.ClientID, cfg.ClientSecret = "client-"+name, "secret-"+name
+	cfg := emu.ProviderConfig(name, s.Discovery)
 	if s.Scopes != nil {
-		cfg.Scopes = s.Scopes
+		cfg["scopes"] = s.Scopes
 	}
-	cfg.AdminKey = s.AdminKey
-	cfg.AcceptAudiences = s.ExtraAudiences
 	if s.Configure != nil {
-		s.Configure(&cfg)
+		s.Configure(cfg)
 	}
 	timeout := s.Timeout
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	reg, err := providers.NewRegistry([]providers.Config{cfg}, providers.Options{
+	reg, err := providers.NewRegistry([]providers.Config{providers.ConfigOf(cfg)}, providers.Options{
 		RedirectBase: RedirectBase,
 		Timeout:      timeout,
 		Now:          clock.Now,
@@ -117,38 +116,16 @@ func Start(t testing.TB, s Setup) *Env {
 	return &Env{Setup: s, Emu: emu, Clock: clock, Config: cfg, Registry: reg, Provider: p}
 }
 
-// ConfigFor is the providers.Config of a provider named name against emu
-// (client credentials left empty). Test scopes: kakao [openid,
-// profile_nickname, profile_image, account_email]; oauth2 [read:user]
-// with PKCE on and claims {subject: id, email: email, name: full_name,
-// picture: avatar_url}; the others their preset defaults. With discovery,
-// google and oidc get only their issuer.
-func ConfigFor(name string, kind emulator.Kind, emu *emulator.Emulator, discovery bool) providers.Config {
-	ep := emu.Endpoints()
-	cfg := providers.Config{
-		Name:        name,
-		Type:        string(kind),
-		AuthURL:     ep.AuthURL,
-		TokenURL:    ep.TokenURL,
-		UserinfoURL: ep.UserinfoURL,
-		Issuer:      ep.Issuer,
-		JWKSURL:     ep.JWKSURL,
-		RevokeURL:   ep.RevokeURL,
-	}
-	switch kind {
-	case emulator.Kakao:
-		cfg.Scopes = []string{"openid", "profile_nickname", "profile_image", "account_email"}
-	case emulator.Google, emulator.OIDC:
-		if discovery {
-			cfg = providers.Config{Name: name, Type: string(kind), Issuer: ep.Issuer}
-		}
-	case emulator.OAuth2:
-		yes := true
-		cfg.Scopes = []string{"read:user"}
-		cfg.PKCE = &yes
-		cfg.Claims = map[string]string{"subject": "id", "email": "email", "name": "full_name", "picture": "avatar_url"}
-	}
-	return cfg
+// Setting is a string setting of the config entry ("" when unset).
+func (e *Env) Setting(key string) string {
+	v, _ := e.Config[key].(string)
+	return v
+}
+
+// Scopes are the config entry's scopes.
+func (e *Env) Scopes() []string {
+	v, _ := e.Config["scopes"].([]string)
+	return v
 }
 
 // Login is one authorization at the emulator, ready to be exchanged.
@@ -171,22 +148,21 @@ func (l Login) Exchange() providers.Exchange {
 func (e *Env) Authorize(t testing.TB) Login {
 	t.Helper()
 	ctx := context.Background()
-	if pp, ok := e.Provider.(providers.Preparer); ok {
-		if err := pp.Prepare(ctx); err != nil {
-			t.Fatalf("Prepare: %v", err)
-		}
-	}
 	l := Login{State: random(), Verifier: random() + random()}
-	if e.Provider.UsesNonce() {
+	info := e.Provider.Info()
+	if info.Nonce {
 		l.Nonce = random()
 	}
 	challenge := ""
-	if e.Provider.UsesPKCE() {
+	if info.PKCE {
 		challenge = S256(l.Verifier)
 	} else {
 		l.Verifier = ""
 	}
-	raw := e.Provider.AuthCodeURL(l.State, l.Nonce, challenge)
+	raw, err := e.Provider.AuthCodeURL(ctx, providers.AuthOptions{State: l.State, Nonce: l.Nonce, CodeChallenge: challenge})
+	if err != nil {
+		t.Fatalf("AuthCodeURL: %v", err)
+	}
 	u, err := url.Parse(raw)
 	if err != nil || raw == "" {
 		t.Fatalf("AuthCodeURL: got %q (%v), want a URL", raw, err)

@@ -1,4 +1,4 @@
-// Package emulator runs strict, in-process emulators of the identity providers
+// Package fakeidp runs strict, in-process emulators of the identity providers
 // the broker talks to (Kakao, Naver, Google, a generic OpenID Connect provider
 // and a Gitea-like OAuth2 server). Each emulator is a real HTTP server on
 // loopback that speaks the provider's wire format, including its quirks and its
@@ -6,10 +6,20 @@
 // client_id, unregistered redirect_uri, replayed or expired codes, bad PKCE
 // verifiers, wrong client secrets.
 //
-// The emulators back the broker's tests and `broker dev`. Faults (slow,
+// Layout: the shared machinery (emulator.go, authorize.go, token.go,
+// resource.go, idtoken.go, bodyfaults.go) speaks one dialect per provider,
+// one file each (kakao.go, naver.go, google.go, oidc.go, oauth2.go: paths,
+// scopes, consent and error pages, token and userinfo JSON, error shapes,
+// and the broker config entry, see ProviderConfig). A new provider is one
+// dialect file.
+//
+// The emulators back the broker's tests, broker-dev and brokerbench; they
+// live under internal/ and are never linked into the shipped broker binary.
+// The attacker's key documents are served only with
+// Options.AttackerEndpoints. Faults (slow,
 // failing or resetting endpoints, oversized, trickled or gzip-bomb bodies,
 // forged id_tokens) are switched on with SetFaults.
-package emulator
+package fakeidp
 
 import (
 	"context"
@@ -27,17 +37,9 @@ import (
 	"time"
 )
 
-// Kind selects which provider an Emulator plays.
+// Kind selects which provider an Emulator plays: each dialect file
+// declares its own (Kakao, Naver, Google, OIDC, OAuth2).
 type Kind string
-
-// The providers that can be emulated.
-const (
-	Kakao  Kind = "kakao"
-	Naver  Kind = "naver"
-	Google Kind = "google"
-	OIDC   Kind = "oidc"   // a generic OpenID Connect provider (Google-like, own paths)
-	OAuth2 Kind = "oauth2" // a generic OAuth2 server with JSON userinfo, Gitea-like
-)
 
 // User is the person who consents on the emulator's consent page.
 type User struct {
@@ -53,13 +55,17 @@ type User struct {
 type Options struct {
 	Kind           Kind
 	ClientID       string
-	ClientSecret   string           // "" = no secret required; when set, token requests must carry it (client_secret_post; Naver also accepts it in the query)
-	AdminKey       string           // Kakao: admin key for /v1/user/unlink with `Authorization: KakaoAK <key>`
-	RedirectURIs   []string         // registered redirect URIs, exact string match
-	ExtraAudiences []string         // extra audiences MintIDToken may be asked for (Kakao native app key)
-	User           User             // the user who consents by default
-	Addr           string           // listen address; default "127.0.0.1:0"
-	Now            func() time.Time // default time.Now
+	ClientSecret   string   // "" = no secret required; when set, token requests must carry it (client_secret_post; Naver also accepts it in the query)
+	AdminKey       string   // Kakao: admin key for /v1/user/unlink with `Authorization: KakaoAK <key>`
+	RedirectURIs   []string // registered redirect URIs, exact string match
+	ExtraAudiences []string // extra audiences MintIDToken may be asked for (Kakao native app key)
+	User           User     // the user who consents by default
+	Addr           string   // listen address; default "127.0.0.1:0"
+	// AttackerEndpoints mounts where JKUHeader and X5UHeader tokens point
+	// (/attacker/jwks.json, /attacker/cert.pem): for tests that show a
+	// verifier never fetches them. Off, nothing serves them.
+	AttackerEndpoints bool
+	Now               func() time.Time // default time.Now
 }
 
 // Endpoints are the absolute URLs of an emulator's endpoints. Issuer and
@@ -145,9 +151,11 @@ func (e *AuthorizeError) Error() string {
 	return fmt.Sprintf("emulator: the provider refused the authorization request with an error page (HTTP %d): %s: %s", e.Status, e.Code, e.Description)
 }
 
-// Emulator is one running provider emulator.
+// Emulator is one running provider emulator: the shared machinery (grants,
+// codes, tokens, keys, faults) speaking one provider's dialect.
 type Emulator struct {
 	kind      Kind
+	d         dialect
 	opts      Options
 	now       func() time.Time
 	p         paths
@@ -176,41 +184,11 @@ type Emulator struct {
 	attackerFetches int
 }
 
-type paths struct {
-	authorize, authorizeAlias, consent, token, userinfo, oidcUserinfo string
-	jwks, discovery, revoke, logout                                   string
-}
-
-func pathsFor(k Kind) paths {
-	switch k {
-	case Kakao:
-		return paths{authorize: "/oauth/authorize", consent: "/oauth/consent", token: "/oauth/token",
-			userinfo: "/v2/user/me", oidcUserinfo: "/v1/oidc/userinfo", jwks: "/.well-known/jwks.json",
-			discovery: "/.well-known/openid-configuration", revoke: "/v1/user/unlink", logout: "/v1/user/logout"}
-	case Naver:
-		return paths{authorize: "/oauth2.0/authorize", consent: "/oauth2.0/consent", token: "/oauth2.0/token",
-			userinfo: "/v1/nid/me", revoke: "/oauth2.0/revoke"}
-	case Google:
-		return paths{authorize: "/o/oauth2/v2/auth", authorizeAlias: "/o/oauth2/auth", consent: "/o/oauth2/consent",
-			token: "/token", userinfo: "/v1/userinfo", jwks: "/oauth2/v3/certs",
-			discovery: "/.well-known/openid-configuration", revoke: "/revoke"}
-	case OIDC:
-		return paths{authorize: "/authorize", consent: "/consent", token: "/token", userinfo: "/userinfo",
-			jwks: "/jwks", discovery: "/.well-known/openid-configuration", revoke: "/revoke"}
-	default: // OAuth2
-		return paths{authorize: "/login/oauth/authorize", consent: "/login/oauth/grant",
-			token: "/login/oauth/access_token", userinfo: "/api/v1/user"}
-	}
-}
-
-func (k Kind) hasOIDC() bool { return k == Kakao || k == Google || k == OIDC }
-
 // Start validates opts and starts the emulator's HTTP server.
 func Start(opts Options) (*Emulator, error) {
-	switch opts.Kind {
-	case Kakao, Naver, Google, OIDC, OAuth2:
-	default:
-		return nil, fmt.Errorf("emulator: unknown kind %q", opts.Kind)
+	d, err := mustDialect(opts.Kind)
+	if err != nil {
+		return nil, err
 	}
 	if opts.ClientID == "" {
 		return nil, errors.New("emulator: ClientID is required")
@@ -224,15 +202,16 @@ func Start(opts Options) (*Emulator, error) {
 	if now == nil {
 		now = time.Now
 	}
-	user := defaultUser(opts.Kind, opts.User)
-	if err := validateUser(opts.Kind, user); err != nil {
+	user := defaultUser(d, opts.User)
+	if err := d.checkUser(user); err != nil {
 		return nil, err
 	}
 	e := &Emulator{
 		kind:    opts.Kind,
+		d:       d,
 		opts:    opts,
 		now:     now,
-		p:       pathsFor(opts.Kind),
+		p:       d.paths(),
 		done:    make(chan struct{}),
 		user:    user,
 		pending: map[string]*authRequest{},
@@ -241,7 +220,7 @@ func Start(opts Options) (*Emulator, error) {
 		refresh: map[string]*grant{},
 		linked:  map[string]time.Time{},
 	}
-	if e.kind.hasOIDC() {
+	if d.oidc() {
 		k, err := newSigningKey()
 		if err != nil {
 			return nil, err
@@ -281,9 +260,6 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 	mux.HandleFunc(e.p.consent, e.handleConsent)
 	mux.HandleFunc(e.p.token, e.handleToken)
 	mux.HandleFunc(e.p.userinfo, e.handleUserinfo)
-	if e.p.oidcUserinfo != "" {
-		mux.HandleFunc(e.p.oidcUserinfo, e.handleUserinfo)
-	}
 	if e.p.jwks != "" {
 		mux.HandleFunc(e.p.jwks, e.handleJWKS)
 	}
@@ -293,11 +269,11 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 	if e.p.revoke != "" {
 		mux.HandleFunc(e.p.revoke, e.handleRevoke)
 	}
-	if e.p.logout != "" {
-		mux.HandleFunc(e.p.logout, e.handleKakaoLogout)
+	e.d.routes(e, mux)
+	if e.opts.AttackerEndpoints {
+		mux.HandleFunc(attackerJWKSPath, e.handleAttacker)
+		mux.HandleFunc(attackerCertPath, e.handleAttacker)
 	}
-	mux.HandleFunc(attackerJWKSPath, e.handleAttacker)
-	mux.HandleFunc(attackerCertPath, e.handleAttacker)
 }
 
 // record stores every request in Calls before handling it.
@@ -338,7 +314,7 @@ func (e *Emulator) Endpoints() Endpoints {
 		JWKSURL:     abs(e.p.jwks),
 		RevokeURL:   abs(e.p.revoke),
 	}
-	if e.kind.hasOIDC() {
+	if e.d.oidc() {
 		ep.Issuer = e.base
 	}
 	return ep
@@ -347,8 +323,8 @@ func (e *Emulator) Endpoints() Endpoints {
 // SetUser sets who consents from now on. Grants already made keep their user.
 // It panics when u.Subject is not valid for the kind (Kakao: decimal digits).
 func (e *Emulator) SetUser(u User) {
-	u = defaultUser(e.kind, u)
-	if err := validateUser(e.kind, u); err != nil {
+	u = defaultUser(e.d, u)
+	if err := e.d.checkUser(u); err != nil {
 		panic(err)
 	}
 	e.mu.Lock()
@@ -420,43 +396,16 @@ func (e *Emulator) AttackerJWKSFetches() int {
 
 // ---- users ----
 
-func defaultUser(k Kind, u User) User {
+// defaultUser is the dialect's user when u is zero, or u with the
+// dialect's default subject when it has none.
+func defaultUser(d dialect, u User) User {
 	if u == (User{}) {
-		switch k {
-		case Kakao:
-			return User{Subject: "3012345678", Email: "ryan@kakao.example", EmailVerified: true, Nickname: "라이언", Name: "김라이언", Picture: "https://k.kakaocdn.example/dn/ryan/img_640x640.jpg"}
-		case Naver:
-			return User{Subject: "Wb3xq0kZt8cF1rPq5Jm0y7u4sLdE6aHnVgXo9iKc2Qs", Email: "minji@naver.example", EmailVerified: true, Nickname: "민지", Name: "이민지", Picture: "https://phinf.pstatic.example/profile/minji.png"}
-		case Google:
-			return User{Subject: "108123456789012345678", Email: "alice@gmail.example", EmailVerified: true, Nickname: "alice", Name: "Alice Example", Picture: "https://lh3.googleusercontent.example/a/alice=s96-c"}
-		case OIDC:
-			return User{Subject: "f2b6c1d0-6a55-4a8e-9c1e-4d1f0b8a7e21", Email: "bob@oidc.example", EmailVerified: true, Nickname: "bob", Name: "Bob Example", Picture: "https://oidc.example/avatars/bob.png"}
-		default:
-			return User{Subject: "42", Email: "carol@gitea.example", EmailVerified: true, Nickname: "carol", Name: "Carol Example", Picture: "https://gitea.example/avatars/carol"}
-		}
+		return d.defaultUser()
 	}
 	if u.Subject == "" {
-		switch k {
-		case Kakao:
-			u.Subject = "3012345678"
-		case Naver:
-			u.Subject = "Wb3xq0kZt8cF1rPq5Jm0y7u4sLdE6aHnVgXo9iKc2Qs"
-		case Google:
-			u.Subject = "108123456789012345678"
-		case OIDC:
-			u.Subject = "f2b6c1d0-6a55-4a8e-9c1e-4d1f0b8a7e21"
-		default:
-			u.Subject = "42"
-		}
+		u.Subject = d.defaultUser().Subject
 	}
 	return u
-}
-
-func validateUser(k Kind, u User) error {
-	if k == Kakao && !isJSONInteger(u.Subject) {
-		return fmt.Errorf("emulator: a Kakao User.Subject must be decimal digits without leading zeros, got %q", u.Subject)
-	}
-	return nil
 }
 
 // isJSONInteger reports whether s is a non-negative integer in JSON number
@@ -523,12 +472,7 @@ func (e *Emulator) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (e *Emulator) jsonContentType() string {
-	if e.kind == Kakao {
-		return "application/json;charset=UTF-8"
-	}
-	return "application/json; charset=utf-8"
-}
+func (e *Emulator) jsonContentType() string { return e.d.jsonContentType() }
 
 // marshal encodes v, or answers 500 and reports false.
 func marshal(w http.ResponseWriter, v any) ([]byte, bool) {
@@ -620,59 +564,5 @@ func (e *Emulator) writeFault(w http.ResponseWriter, endpoint string, status int
 // genericError is the provider's usual error JSON for a status it was told to
 // answer.
 func (e *Emulator) genericError(endpoint string, status int) any {
-	text := http.StatusText(status)
-	if text == "" {
-		text = "error"
-	}
-	oauthErr := "invalid_request"
-	if status == http.StatusUnauthorized {
-		oauthErr = "invalid_client"
-	}
-	switch endpoint {
-	case "token":
-		switch e.kind {
-		case Kakao:
-			return map[string]any{"error": oauthErr, "error_description": text, "error_code": "KOE001"}
-		case Google:
-			return map[string]any{"error": oauthErr, "error_description": "Bad Request"}
-		default:
-			return map[string]any{"error": oauthErr, "error_description": text}
-		}
-	default: // userinfo, revoke
-		switch e.kind {
-		case Kakao:
-			if status == http.StatusUnauthorized {
-				return kakaoAPIError(-401, "this access token does not exist")
-			}
-			return kakaoAPIError(-1, text)
-		case Naver:
-			if status == http.StatusUnauthorized {
-				return naverAuthFailed()
-			}
-			return map[string]any{"errorMessage": text, "errorCode": fmt.Sprint(status)}
-		case OAuth2:
-			return map[string]any{"message": text, "url": e.base + "/api/swagger"}
-		default:
-			if status == http.StatusUnauthorized {
-				return map[string]any{"error": "invalid_token", "error_description": "Invalid Credentials"}
-			}
-			return map[string]any{"error": "invalid_request", "error_description": text}
-		}
-	}
-}
-
-type kakaoAPIErr struct {
-	Code int    `json:"code"`
-	Msg  string `json:"msg"`
-}
-
-func kakaoAPIError(code int, msg string) kakaoAPIErr { return kakaoAPIErr{Code: code, Msg: msg} }
-
-type naverAPIErr struct {
-	Resultcode string `json:"resultcode"`
-	Message    string `json:"message"`
-}
-
-func naverAuthFailed() naverAPIErr {
-	return naverAPIErr{Resultcode: "024", Message: "Authentication failed"}
+	return e.d.genericError(e, endpoint, status)
 }

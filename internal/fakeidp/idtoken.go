@@ -1,4 +1,4 @@
-package emulator
+package fakeidp
 
 import (
 	"crypto/hmac"
@@ -164,41 +164,7 @@ func (e *Emulator) idTokenFor(g *grant, accessToken string, now time.Time, fault
 	if withNonce && g.nonce != "" {
 		c["nonce"] = g.nonce
 	}
-	switch e.kind {
-	case Kakao: // no email_verified, no at_hash
-		c["exp"] = now.Add(e.accessTTL()).Unix()
-		c["auth_time"] = g.authTime.Unix()
-		if g.has("profile_nickname") && u.Nickname != "" {
-			c["nickname"] = u.Nickname
-		}
-		if g.has("profile_image") && u.Picture != "" {
-			c["picture"] = u.Picture
-		}
-		if g.has("account_email") && u.Email != "" {
-			c["email"] = u.Email
-		}
-	case Google:
-		c["azp"] = g.clientID
-		c["at_hash"] = atHash(accessToken)
-		if g.has("email") && u.Email != "" {
-			c["email"] = u.Email
-			c["email_verified"] = u.EmailVerified
-		}
-		if g.has("profile") {
-			addProfile(c, u, false)
-		}
-	default: // OIDC
-		c["azp"] = g.clientID
-		c["at_hash"] = atHash(accessToken)
-		c["auth_time"] = g.authTime.Unix()
-		if g.has("email") && u.Email != "" {
-			c["email"] = u.Email
-			c["email_verified"] = u.EmailVerified
-		}
-		if g.has("profile") {
-			addProfile(c, u, true)
-		}
-	}
+	e.d.idTokenClaims(c, g, accessToken, now)
 	return e.signIDToken(c, fault)
 }
 

@@ -1,4 +1,4 @@
-package emulator
+package fakeidp
 
 import (
 	"context"
@@ -51,17 +51,6 @@ type authzError struct {
 	desc   string
 }
 
-var kakaoScopes = []string{
-	"profile_nickname", "profile_image", "account_email", "name", "gender", "age_range", "birthday",
-	"birthyear", "phone_number", "account_ci", "openid", "friends", "talk_message", "talk_calendar",
-	"plusfriends", "shipping_address", "legal_name", "legal_birth_date", "legal_gender",
-}
-
-const (
-	googleEmailScope   = "https://www.googleapis.com/auth/userinfo.email"
-	googleProfileScope = "https://www.googleapis.com/auth/userinfo.profile"
-)
-
 func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if !methodIn(r, http.MethodGet) {
 		methodNotAllowed(w, http.MethodGet)
@@ -90,152 +79,36 @@ func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 func (e *Emulator) validateAuthorize(q url.Values) (*authRequest, *authzError) {
 	clientID := q.Get("client_id")
 	if clientID != e.opts.ClientID {
-		return nil, e.invalidClientPage(clientID)
+		return nil, e.d.invalidClient(clientID)
 	}
 	redirectURI := q.Get("redirect_uri")
 	if !slices.Contains(e.opts.RedirectURIs, redirectURI) {
-		return nil, e.redirectMismatchPage(redirectURI)
+		return nil, e.d.redirectMismatch(redirectURI)
 	}
 	req := &authRequest{
 		clientID:    clientID,
 		redirectURI: redirectURI,
 		state:       q.Get("state"),
+		nonce:       q.Get("nonce"),
 		created:     e.now(),
 	}
-	if e.kind != Naver {
-		req.nonce = q.Get("nonce")
-	}
 	if rt := q.Get("response_type"); rt != "code" {
-		switch e.kind {
-		case Google:
-			return req, &authzError{page: true, status: 400, code: "invalid_request", desc: fmt.Sprintf("Invalid response_type: %s", rt)}
-		case Kakao:
-			return req, &authzError{code: "invalid_request", desc: "Unsupported response type: " + rt}
-		default:
-			return req, &authzError{code: "unsupported_response_type", desc: "response_type must be code"}
-		}
+		return req, e.d.badResponseType(rt)
 	}
-	if e.kind == Naver && req.state == "" {
-		return req, &authzError{page: true, status: 400, code: "invalid_request", desc: "state 파라미터가 없습니다. 네이버 로그인 요청에는 state 값이 반드시 필요합니다."}
-	}
-	scopes, aerr := e.parseScopes(q.Get("scope"))
+	scopes, aerr := e.d.parseScopes(q.Get("scope"))
 	if aerr != nil {
 		return req, aerr
 	}
 	req.scopes = scopes
-	if e.kind == Google && q.Get("access_type") == "offline" {
-		req.offline = true
-	}
-	if e.kind != Naver { // Naver's legacy API has no PKCE: code_challenge is ignored
-		if aerr := e.parsePKCE(q, req); aerr != nil {
-			return req, aerr
-		}
+	if aerr := e.d.authorizeParams(e, q, req); aerr != nil {
+		return req, aerr
 	}
 	return req, nil
 }
 
-func (e *Emulator) invalidClientPage(clientID string) *authzError {
-	switch e.kind {
-	case Kakao:
-		return &authzError{page: true, status: 400, code: "KOE101", desc: fmt.Sprintf("잘못된 앱 키를 사용했습니다. Not exist client_id [%s]", clientID)}
-	case Naver:
-		return &authzError{page: true, status: 400, code: "invalid_client", desc: "등록되지 않은 애플리케이션입니다. client_id를 확인해 주세요."}
-	case Google:
-		return &authzError{page: true, status: 400, code: "invalid_client", desc: "The OAuth client was not found."}
-	case OIDC:
-		return &authzError{page: true, status: 400, code: "invalid_client", desc: "Unknown client_id."}
-	default:
-		return &authzError{page: true, status: 400, code: "invalid_client", desc: "Client ID not registered"}
-	}
-}
-
-func (e *Emulator) redirectMismatchPage(redirectURI string) *authzError {
-	switch e.kind {
-	case Kakao:
-		return &authzError{page: true, status: 400, code: "KOE006", desc: "등록하지 않은 리다이렉트 URI를 사용해 인가 코드를 요청했습니다."}
-	case Naver:
-		return &authzError{page: true, status: 400, code: "redirect_uri_mismatch", desc: "redirect_uri가 등록된 Callback URL과 일치하지 않습니다."}
-	case Google:
-		return &authzError{page: true, status: 400, code: "redirect_uri_mismatch", desc: fmt.Sprintf("You can't sign in to this app because it doesn't comply with Google's OAuth 2.0 policy. redirect_uri=%s", redirectURI)}
-	case OIDC:
-		return &authzError{page: true, status: 400, code: "invalid_request", desc: "The redirect_uri is not registered for this client."}
-	default:
-		return &authzError{page: true, status: 400, code: "invalid_request", desc: "Unregistered Redirect URI."}
-	}
-}
-
-// parseScopes returns the granted scopes, normalised (Google's userinfo URLs
-// become "email" and "profile").
-func (e *Emulator) parseScopes(raw string) ([]string, *authzError) {
-	switch e.kind {
-	case Naver:
-		return nil, nil // items are chosen in the developer console
-	case Kakao:
-		// Documented as comma-separated; space-separated lists (what
-		// golang.org/x/oauth2 sends) are accepted by the real server too.
-		items := strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == ' ' })
-		if len(items) == 0 {
-			return []string{"profile_nickname", "profile_image", "account_email", "openid"}, nil
-		}
-		var out []string
-		for _, it := range items {
-			if !slices.Contains(kakaoScopes, it) {
-				return nil, &authzError{page: true, status: 400, code: "KOE205", desc: fmt.Sprintf("설정하지 않은 동의 항목을 요청했습니다: %s", it)}
-			}
-			if !slices.Contains(out, it) {
-				out = append(out, it)
-			}
-		}
-		return out, nil
-	case Google:
-		items := strings.Fields(raw)
-		if len(items) == 0 {
-			return nil, &authzError{page: true, status: 400, code: "invalid_request", desc: "Missing required parameter: scope"}
-		}
-		var out []string
-		for _, it := range items {
-			switch it {
-			case googleEmailScope:
-				it = "email"
-			case googleProfileScope:
-				it = "profile"
-			case "openid", "email", "profile":
-			default:
-				return nil, &authzError{page: true, status: 400, code: "invalid_scope", desc: fmt.Sprintf("Some requested scopes were invalid. {invalid=[%s]}", it)}
-			}
-			if !slices.Contains(out, it) {
-				out = append(out, it)
-			}
-		}
-		return out, nil
-	case OIDC:
-		var out []string
-		for _, it := range strings.Fields(raw) {
-			switch it {
-			case "openid", "email", "profile", "offline_access":
-			default:
-				return nil, &authzError{code: "invalid_scope", desc: "Unknown scope: " + it}
-			}
-			if !slices.Contains(out, it) {
-				out = append(out, it)
-			}
-		}
-		return out, nil
-	default: // OAuth2: Gitea-like, scopes are recorded, never refused
-		return strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == ' ' }), nil
-	}
-}
-
-func (e *Emulator) pkceMethods() []string {
-	switch e.kind {
-	case Google, OAuth2:
-		return []string{"plain", "S256"}
-	default:
-		return []string{"S256"}
-	}
-}
-
-func (e *Emulator) parsePKCE(q url.Values, req *authRequest) *authzError {
+// parsePKCE records the code challenge; page makes its errors error pages
+// instead of error redirects.
+func (e *Emulator) parsePKCE(q url.Values, req *authRequest, page bool) *authzError {
 	challenge := q.Get("code_challenge")
 	method := q.Get("code_challenge_method")
 	if challenge == "" {
@@ -245,12 +118,12 @@ func (e *Emulator) parsePKCE(q url.Values, req *authRequest) *authzError {
 		method = "plain" // RFC 7636 default
 	}
 	bad := func(desc string) *authzError {
-		if e.kind == Google {
+		if page {
 			return &authzError{page: true, status: 400, code: "invalid_request", desc: desc}
 		}
 		return &authzError{code: "invalid_request", desc: desc}
 	}
-	if !slices.Contains(e.pkceMethods(), method) {
+	if !slices.Contains(e.d.pkceMethods(), method) {
 		return bad("Unsupported code_challenge_method: " + method)
 	}
 	if method == "S256" && !isS256Challenge(challenge) {
@@ -320,7 +193,7 @@ func (e *Emulator) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action {
 	case "approve":
-		code := e.newCode()
+		code := e.d.newCode()
 		e.mu.Lock()
 		e.codes[code] = &authCode{req: req, user: u, issued: now, authTime: now}
 		if _, linked := e.linked[u.Subject]; !linked {
@@ -340,30 +213,10 @@ func (e *Emulator) handleConsent(w http.ResponseWriter, r *http.Request) {
 		target.RawQuery = v.Encode()
 		http.Redirect(w, r, target.String(), http.StatusFound)
 	case "deny":
-		desc := map[Kind]string{
-			Kakao:  "User denied access",
-			Naver:  "Canceled By User",
-			Google: "The user denied access to the app.",
-			OIDC:   "The resource owner denied the request.",
-			OAuth2: "The resource owner or authorization server denied the request.",
-		}[e.kind]
+		desc := e.d.denied()
 		e.redirectError(w, r, req.redirectURI, req.state, "access_denied", desc)
 	default:
 		http.Error(w, "emulator: action must be approve or deny", http.StatusBadRequest)
-	}
-}
-
-// newCode returns an authorization code in the provider's usual format.
-func (e *Emulator) newCode() string {
-	switch e.kind {
-	case Kakao:
-		return randToken(64) // ~86 characters, like Kakao's codes
-	case Naver:
-		return randAlnum(18)
-	case Google:
-		return "4/0A" + randToken(48) // Google codes contain a '/': it must be URL-encoded
-	default:
-		return randToken(32)
 	}
 }
 
@@ -386,7 +239,7 @@ func (e *Emulator) redirectError(w http.ResponseWriter, r *http.Request, redirec
 }
 
 func (e *Emulator) text(en, ko string) string {
-	if e.kind == Kakao || e.kind == Naver {
+	if e.d.korean() {
 		return ko
 	}
 	return en
@@ -452,83 +305,20 @@ type consentPage struct {
 	Action, RequestID, ApproveLabel, DenyLabel      string
 }
 
+// errorPageData fills errorTmpl.
+type errorPageData struct{ Lang, Title, Brand, Code, CodeLabel, Desc string }
+
+// nickname is how a consent page greets the user.
+func nickname(u User) string {
+	if u.Nickname != "" {
+		return u.Nickname
+	}
+	return u.Name
+}
+
 func (e *Emulator) renderConsent(w http.ResponseWriter, id string, req *authRequest, u User) {
-	app := req.clientID
-	nick := u.Nickname
-	if nick == "" {
-		nick = u.Name
-	}
-	p := consentPage{Provider: string(e.kind), App: app, Action: e.p.consent, RequestID: id, ButtonText: "#fff"}
-	switch e.kind {
-	case Kakao:
-		labels := map[string]string{
-			"profile_nickname": "닉네임", "profile_image": "프로필 사진", "account_email": "카카오계정(이메일)",
-			"name": "이름", "gender": "성별", "age_range": "연령대", "birthday": "생일", "birthyear": "출생 연도",
-			"phone_number": "카카오계정(전화번호)", "account_ci": "CI(연계정보)", "openid": "OpenID Connect 사용자 식별",
-		}
-		p.Lang, p.Title, p.Brand, p.Color, p.ButtonText = "ko", "카카오계정 동의 화면", "kakao", "#FEE500", "#191919"
-		p.Greeting = nick + " 님, " + app + " 서비스 이용을 위해 아래 정보 제공에 동의해 주세요."
-		p.ItemsHeading = "제공 항목"
-		for _, s := range req.scopes {
-			l := labels[s]
-			if l == "" {
-				l = s
-			}
-			p.Items = append(p.Items, l+" ("+s+")")
-		}
-		p.ApproveLabel, p.DenyLabel = "동의하고 계속하기", "취소"
-	case Naver:
-		p.Lang, p.Title, p.Brand, p.Color = "ko", "네이버 아이디로 로그인", "NAVER", "#03C75A"
-		p.Greeting = app + "에서 " + nick + "님의 아래 정보에 접근하려고 합니다."
-		p.ItemsHeading = "제공 정보"
-		if u.Name != "" {
-			p.Items = append(p.Items, "회원이름")
-		}
-		if u.Email != "" {
-			p.Items = append(p.Items, "연락처 이메일 주소")
-		}
-		if u.Nickname != "" {
-			p.Items = append(p.Items, "별명")
-		}
-		if u.Picture != "" {
-			p.Items = append(p.Items, "프로필 사진")
-		}
-		p.ApproveLabel, p.DenyLabel = "동의하기", "취소"
-	case Google:
-		p.Lang, p.Title, p.Brand, p.Color = "en", "Sign in - Google Accounts", "Sign in with Google", "#1A73E8"
-		who := u.Email
-		if who == "" {
-			who = nick
-		}
-		p.Greeting = app + " wants to access your Google Account (" + who + ", " + nick + ")"
-		p.ItemsHeading = "This will allow " + app + " to:"
-		for _, s := range req.scopes {
-			switch s {
-			case "openid":
-				p.Items = append(p.Items, "Associate you with your personal info on Google (openid)")
-			case "email":
-				p.Items = append(p.Items, "See your primary Google Account email address (email)")
-			case "profile":
-				p.Items = append(p.Items, "See your personal info, including any personal info you've made publicly available (profile)")
-			}
-		}
-		p.ApproveLabel, p.DenyLabel = "Continue", "Cancel"
-	case OIDC:
-		p.Lang, p.Title, p.Brand, p.Color = "en", "Authorize "+app, "OpenID Connect Provider", "#3f51b5"
-		p.Greeting = "Signed in as " + nick + ". " + app + " is requesting access to your account."
-		p.ItemsHeading = "Requested scopes"
-		p.Items = req.scopes
-		p.ApproveLabel, p.DenyLabel = "Allow", "Cancel"
-	default:
-		p.Lang, p.Title, p.Brand, p.Color = "en", "Authorize Application", "Gitea", "#609926"
-		p.Greeting = "Signed in as " + nick + ". " + app + " would like to access your account."
-		p.ItemsHeading = "Requested scopes"
-		p.Items = req.scopes
-		if len(p.Items) == 0 {
-			p.Items = []string{"read:user (default)"}
-		}
-		p.ApproveLabel, p.DenyLabel = "Authorize Application", "Cancel"
-	}
+	p := consentPage{Provider: string(e.kind), App: req.clientID, Action: e.p.consent, RequestID: id, ButtonText: "#fff"}
+	e.d.consent(&p, req, u)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
@@ -540,21 +330,8 @@ func (e *Emulator) renderError(w http.ResponseWriter, a *authzError) {
 	if status == 0 {
 		status = http.StatusBadRequest
 	}
-	data := struct{ Lang, Title, Brand, Code, CodeLabel, Desc string }{Code: a.code, Desc: a.desc}
-	switch e.kind {
-	case Kakao:
-		data.Lang, data.Brand, data.Title = "ko", "kakao", "앱 관리자 설정 오류 ("+a.code+")"
-		data.CodeLabel = "에러 코드: " + a.code
-	case Naver:
-		data.Lang, data.Brand, data.Title = "ko", "NAVER", "네이버 로그인 오류"
-		data.CodeLabel = "오류 코드: " + a.code
-	case Google:
-		data.Lang, data.Brand, data.Title = "en", "Google", "Access blocked: This app's request is invalid"
-		data.CodeLabel = fmt.Sprintf("Error %d: %s", status, a.code)
-	default:
-		data.Lang, data.Brand, data.Title = "en", string(e.kind), "Authorization error"
-		data.CodeLabel = "Error: " + a.code
-	}
+	data := errorPageData{Code: a.code, Desc: a.desc, Brand: string(e.kind)}
+	e.d.errorPage(&data, status, a)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

@@ -1,4 +1,4 @@
-package emulator
+package fakeidp
 
 import (
 	"bytes"
@@ -1165,7 +1165,7 @@ func testIDTokenFaults(t *testing.T, kind Kind) {
 		scope = "openid,profile_nickname,account_email"
 	}
 	sub := "3012345678"
-	e := start(t, Options{Kind: kind, User: User{Subject: sub, Email: "x@example.com", EmailVerified: true, Nickname: "x"}})
+	e := start(t, Options{Kind: kind, User: User{Subject: sub, Email: "x@example.com", EmailVerified: true, Nickname: "x"}, AttackerEndpoints: true})
 	ctx := ctxT(t)
 	vf := verifier(t, e, &oidc.Config{ClientID: testClientID})
 
@@ -1492,6 +1492,19 @@ func testIDTokenFaults(t *testing.T, kind Kind) {
 			t.Error("go-oidc did not refetch the JWKS")
 		}
 	})
+}
+
+// The attacker's key documents are served only to a test that asks.
+func TestAttackerEndpointsOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		e := start(t, Options{Kind: OIDC, AttackerEndpoints: on})
+		for _, path := range []string{"/attacker/jwks.json", "/attacker/cert.pem"} {
+			r := send(t, "GET", e.URL()+path, nil, nil)
+			if want := map[bool]int{false: 404, true: 200}[on]; r.status != want {
+				t.Errorf("AttackerEndpoints %v: GET %s: got %d, want %d", on, path, r.status, want)
+			}
+		}
+	}
 }
 
 func TestRotateKey(t *testing.T) {
