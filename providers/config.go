@@ -170,6 +170,7 @@ func decodeAll(cfgs []Config, redirectBase string) ([]presetConfig, error) {
 	}
 	out := make([]presetConfig, len(cfgs))
 	seen := map[string]int{}
+	sameClient := map[string]int{} // type, issuer or auth_url, client_id → entry
 	for i, cfg := range cfgs {
 		c := checker{prefix: "providers[" + strconv.Itoa(i) + "].", errs: &errs}
 		pc := decodeOne(cfg, c)
@@ -201,8 +202,40 @@ func decodeAll(cfgs []Config, redirectBase string) ([]presetConfig, error) {
 		}
 		pc.check(c)
 		out[i] = pc
+		// Two entries for one client of one provider: a login through either
+		// would map to different identities ((name, subject) differs), and
+		// id_tokens of one would be accepted by the other.
+		who := s.Type + "\x00" + firstOf(entryValue(cfg, "issuer"), entryValue(cfg, "auth_url")) + "\x00" + s.ClientID
+		if j, dup := sameClient[who]; dup && s.ClientID != "" {
+			c.add("client_id", "the same provider and client_id as providers[%d]", j)
+		} else {
+			sameClient[who] = i
+		}
 	}
 	return out, errors.Join(errs...)
+}
+
+// entryValue is the scalar value of key in a provider entry ("" when absent).
+func entryValue(cfg Config, key string) string {
+	n := &cfg.node
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.ScalarNode {
+			return strings.TrimSuffix(n.Content[i+1].Value, "/")
+		}
+	}
+	return ""
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // unknownType stands in for an entry whose type has no preset: only the

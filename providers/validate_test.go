@@ -11,16 +11,17 @@ import (
 func TestNewRegistryReportsEveryProblem(t *testing.T) {
 	type m = map[string]any
 	cfgs := []Config{
-		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k", "scopes": []string{"openid", "profile_nickname"}, "admin_key": "admin"}),                   // ok
-		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k2"}),                                                                                          // 1: duplicate name
-		ConfigOf(m{"name": "Bad Name", "type": "naver", "client_id": "n"}),                                                                                        // 2: invalid name
-		ConfigOf(m{"name": "x", "type": "facebook", "client_id": "f"}),                                                                                            // 3: unknown type
-		ConfigOf(m{"name": "google", "type": "google", "auth_url": "ftp://example.com/auth", "token_url": "/relative"}),                                           // 4: client_id, auth_url, token_url
-		ConfigOf(m{"name": "gitea", "type": "oauth2", "client_id": "g", "claims": m{"email": "email", "avatar": "x"}, "pkce": true}),                              // 5: urls, claims.subject, claims.avatar
-		ConfigOf(m{"name": "acme", "type": "oidc", "client_id": "a", "admin_key": "nope", "claims": m{"subject": "sub"}}),                                         // 6: issuer, admin_key, claims
-		ConfigOf(m{"name": "", "type": "naver", "client_id": "n", "scopes": []string{"profile"}, "success": m{"path": "resultcode", "equals": "00"}}),             // 7: name, success, scopes
-		ConfigOf(m{"name": "kakao2", "type": "kakao", "client_id": "k", "scopes": []string{"openid,profile_nickname"}, "revoke_url": "https://user:pw@kapi.x/u"}), // 8: scopes[0], revoke_url
-		ConfigOf(m{"name": "naver2", "type": "naver", "client_id": "n", "issuer": "https://nid.naver.com", "jwks_url": "https://x.example/jwks"}),                 // 9: issuer, jwks_url (no id_token)
+		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k", "scopes": []string{"openid", "profile_nickname"}, "admin_key": "admin"}),                    // ok
+		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k2"}),                                                                                           // 1: duplicate name
+		ConfigOf(m{"name": "Bad Name", "type": "naver", "client_id": "n"}),                                                                                         // 2: invalid name
+		ConfigOf(m{"name": "x", "type": "facebook", "client_id": "f"}),                                                                                             // 3: unknown type
+		ConfigOf(m{"name": "google", "type": "google", "auth_url": "ftp://example.com/auth", "token_url": "/relative"}),                                            // 4: client_id, auth_url, token_url
+		ConfigOf(m{"name": "gitea", "type": "oauth2", "client_id": "g", "claims": m{"email": "email", "avatar": "x"}, "pkce": true}),                               // 5: urls, claims.subject, claims.avatar
+		ConfigOf(m{"name": "acme", "type": "oidc", "client_id": "a", "admin_key": "nope", "claims": m{"subject": "sub"}}),                                          // 6: issuer, admin_key, claims
+		ConfigOf(m{"name": "", "type": "naver", "client_id": "n7", "scopes": []string{"profile"}, "success": m{"path": "resultcode", "equals": "00"}}),             // 7: name, success, scopes
+		ConfigOf(m{"name": "kakao2", "type": "kakao", "client_id": "k8", "scopes": []string{"openid,profile_nickname"}, "revoke_url": "https://user:pw@kapi.x/u"}), // 8: scopes[0], revoke_url
+		ConfigOf(m{"name": "naver2", "type": "naver", "client_id": "n", "issuer": "https://nid.naver.com", "jwks_url": "https://x.example/jwks"}),                  // 9: issuer, jwks_url (no id_token)
+		ConfigOf(m{"name": "kakao3", "type": "kakao", "client_id": "k"}),                                                                                           // 10: the client of providers[0] again
 	}
 	_, err := NewRegistry(cfgs, Options{RedirectBase: "https://auth.example.com"})
 	if err == nil {
@@ -44,6 +45,7 @@ func TestNewRegistryReportsEveryProblem(t *testing.T) {
 		"providers[7].name", "providers[7].success", "providers[7].scopes",
 		"providers[8].revoke_url", "providers[8].scopes[0]",
 		"providers[9].issuer", "providers[9].jwks_url",
+		"providers[10].client_id",
 	}
 	slices.Sort(keys)
 	slices.Sort(want)

@@ -139,6 +139,7 @@ func TestSecurityFootGuns(t *testing.T) {
 		"insecure cookies, https":  {"database:", "cookies:\n  secure: false\ndatabase:", "cookies.secure: must not be false with an https issuer"},
 		"admin on the public port": {"database:", "admin:\n  listen: 127.0.0.1:8080\ndatabase:", "admin.listen: must differ from listen"},
 		"admin not host:port":      {"database:", "admin:\n  listen: nope\ndatabase:", "admin.listen: must be host:port"},
+		"one client twice":         {"    scopes: [profile_nickname]\n", "    scopes: [profile_nickname]\n  - name: kakao2\n    type: kakao\n    client_id: rest-key\n", "providers[1].client_id: the same provider and client_id as providers[0]"},
 	} {
 		doc := strings.Replace(valid, tc.from, tc.to, 1)
 		if strings.Count(doc, "cookies:") > 1 { // merge into the one cookies block
@@ -152,6 +153,8 @@ func TestSecurityFootGuns(t *testing.T) {
 	for name, doc := range map[string]string{
 		"insecure cookies, http issuer": strings.Replace(strings.Replace(valid, "https://auth.example.com/", "http://127.0.0.1:8080", 1), "cookies:\n", "cookies:\n  secure: false\n", 1),
 		"admin listener":                strings.Replace(valid, "database:", "admin:\n  listen: 127.0.0.1:8081\ndatabase:", 1),
+		"one client id, two issuers": strings.Replace(valid, "    scopes: [profile_nickname]\n",
+			"    scopes: [profile_nickname]\n  - name: acme\n    type: oidc\n    issuer: https://id.acme.example\n    client_id: rest-key\n", 1),
 	} {
 		if _, err := Parse([]byte(doc), env(goodEnv())); err != nil {
 			t.Errorf("%s: %v", name, err)
