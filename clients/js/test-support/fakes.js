@@ -67,7 +67,7 @@ export class FakeBroker {
         this.cookie = null;
         return new Response(null, { status: 204 });
       }
-      if (url.pathname === '/api') {
+      if (url.host === 'api.example.com') {
         const auth = new Headers(init.headers).get('Authorization');
         this.authHeaders.push(auth);
         const tok = auth?.replace(/^Bearer /, '');
@@ -166,6 +166,7 @@ export class FakeDocument extends EventTarget {
   constructor() {
     super();
     this.visibilityState = 'visible';
+    this.body = { dataset: {} };
   }
 
   setVisibility(state) {
@@ -177,9 +178,10 @@ export class FakeDocument extends EventTarget {
 /**
  * installBrowser puts the fakes on globalThis (navigator.locks,
  * BroadcastChannel, document, location) for the test t and restores the
- * originals after it. locks: false leaves Web Locks out.
+ * originals after it. locks: false leaves Web Locks out; fetch replaces
+ * globalThis.fetch.
  */
-export function installBrowser(t, { locks = true } = {}) {
+export function installBrowser(t, { locks = true, fetch } = {}) {
   const env = {
     locks: locks ? new FakeLocks() : null,
     hub: new FakeBroadcastHub(),
@@ -187,7 +189,7 @@ export function installBrowser(t, { locks = true } = {}) {
     location: { href: 'https://app.example.com/page', assigned: [], assign(u) { this.assigned.push(u); } },
     window: new EventTarget(), // window's own events (online)
   };
-  const names = ['navigator', 'BroadcastChannel', 'document', 'location', 'addEventListener', 'removeEventListener'];
+  const names = ['navigator', 'BroadcastChannel', 'document', 'location', 'addEventListener', 'removeEventListener', 'fetch'];
   const saved = names.map((n) => Object.getOwnPropertyDescriptor(globalThis, n));
   const define = (n, value) => Object.defineProperty(globalThis, n, { value, configurable: true, writable: true });
   define('navigator', env.locks ? { locks: env.locks } : {});
@@ -196,6 +198,7 @@ export function installBrowser(t, { locks = true } = {}) {
   define('location', env.location);
   define('addEventListener', env.window.addEventListener.bind(env.window));
   define('removeEventListener', env.window.removeEventListener.bind(env.window));
+  if (fetch) define('fetch', fetch);
   t.after(() => {
     for (const ch of [...env.hub.channels]) ch.close();
     names.forEach((n, i) => {
