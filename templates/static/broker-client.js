@@ -169,12 +169,18 @@ export function createClient(options) {
 
   // refresh returns a token other than stale (the one the caller found
   // expiring or refused), refreshing if no other tab has sent one yet.
-  function refresh(stale) {
-    if (usable(stale)) return Promise.resolve(token);
-    pending ??= exclusive(() => (usable(stale) ? token : refreshNow())).finally(() => {
-      pending = null;
-    });
-    return pending;
+  // Callers in this tab share one refresh; one that joined a refresh which
+  // ended with its own stale token (another caller started it, content
+  // with that token) runs one more.
+  async function refresh(stale) {
+    for (let round = 0; ; round++) {
+      if (usable(stale)) return token;
+      pending ??= exclusive(() => (usable(stale) ? token : refreshNow())).finally(() => {
+        pending = null;
+      });
+      const got = await pending;
+      if (got === null || got !== stale || round === 1) return got;
+    }
   }
 
   async function getAccessToken() {
