@@ -121,24 +121,28 @@ func evalTab[T any](tb *tab, step, expr string) T {
 
 func (tb *tab) stats() tabStats { return evalTab[tabStats](tb, "stats", `window.__tab.stats()`) }
 
-// followRealTime moves the broker's clock along with the wall clock, so
-// that access tokens expire and reuse_grace passes as they would in
-// production; it stops at the end of the test.
+// followRealTime keeps the broker's clock on the wall clock (which the
+// browser uses too), so that access tokens expire and reuse_grace passes as
+// they would in production; it stops at the end of the test.
 func followRealTime(t *testing.T, env *brokertest.Env) {
+	catchUp := func() {
+		if d := time.Since(env.Clock.Now()); d > 0 {
+			env.Clock.Advance(d)
+		}
+	}
+	catchUp() // the clock stood still while the broker started
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		last := time.Now()
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
-			case now := <-tick.C:
-				env.Clock.Advance(now.Sub(last))
-				last = now
+			case <-tick.C:
+				catchUp()
 			}
 		}
 	}()
