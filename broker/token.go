@@ -85,8 +85,17 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, form bool)
 	}
 	res, err := s.rotate(r.Context(), raw)
 	if err != nil {
+		// A deletion removes whatever refresh cookie the browser holds when
+		// this answer lands, not the value this request carried: another
+		// tab may have signed in meanwhile. Delete only a cookie that was
+		// presented and refused. Every such refusal means that no
+		// generation of the presented token's session is live any more (a
+		// live session's older generation is a reuse, which revokes it), so
+		// a value the browser got from that session since is dead too.
+		// Without a cookie there is nothing to delete, only a newer login
+		// to lose.
 		var ae *apiError
-		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && !form {
+		if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && !form && raw != "" {
 			s.clearRefreshCookie(w)
 		}
 		return err

@@ -511,7 +511,7 @@ func TestDemo(t *testing.T) {
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("status %d, type %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
-	for _, want := range []string{`<script src="/static/demo.js" defer></script>`, `id="status"`, `id="claims"`, `id="profile"`,
+	for _, want := range []string{`<script type="module" src="/static/demo.js"></script>`, `id="status"`, `id="claims"`, `id="profile"`,
 		`id="logout"`, `id="refresh"`, `<a id="login-link" class="btn btn-primary" href="/auth/login?return_to=/demo/">`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("demo lacks %s", want)

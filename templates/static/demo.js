@@ -1,8 +1,14 @@
-// Demo frontend for the broker: get an access token from the refresh cookie,
-// verify it in the browser against the JWKS, then call /auth/me with it.
-'use strict';
+// Demo frontend for the broker: get an access token through the JavaScript
+// client (clients/js, served as /static/broker-client.js), verify it in the
+// browser against the JWKS, then call /auth/me with it. An ES module.
+import { createClient } from '/static/broker-client.js';
 
 const $ = (id) => document.getElementById(id);
+
+// The broker serves this page, so its issuer is this origin.
+const auth = createClient({ issuer: location.origin });
+let shown = false; // a signed-in state is on screen
+let loading = false;
 
 function show(state, text) {
   const s = $('status');
@@ -16,6 +22,7 @@ function reset() {
 }
 
 function signedOut(text) {
+  shown = false;
   reset();
   show('idle', text);
   $('login-box').hidden = false;
@@ -76,9 +83,10 @@ async function verify(token) {
 }
 
 // profile returns GET /auth/me as pretty JSON, or the status and raw body.
-async function profile(token) {
+// The client's fetch adds the token (and refreshes once on a 401).
+async function profile() {
   try {
-    const res = await fetch('/auth/me', { headers: { Authorization: `Bearer ${token}` } });
+    const res = await auth.fetch('/auth/me');
     const body = await res.text();
     try {
       return JSON.stringify(JSON.parse(body), null, 2);
@@ -91,15 +99,14 @@ async function profile(token) {
 }
 
 async function load() {
+  if (loading) return;
+  loading = true;
   show('idle', 'loading…');
   $('login-box').hidden = true;
   reset();
   try {
-    const res = await fetch('/auth/token', { method: 'POST', credentials: 'include' });
-    if (res.status === 401) return signedOut('not signed in');
-    if (!res.ok) throw new Error(`token HTTP ${res.status}`);
-    const { access_token: token } = await res.json();
-    if (!token) throw new Error('no access_token in response');
+    const token = await auth.getAccessToken();
+    if (!token) return signedOut('not signed in');
 
     let claims;
     try {
@@ -108,27 +115,33 @@ async function load() {
       show('bad', `invalid: ${err.message}`);
       return;
     }
+    shown = true;
     show('ok', 'verified');
     $('claims').textContent = JSON.stringify(claims, null, 2);
 
-    $('profile').textContent = await profile(token);
+    $('profile').textContent = await profile();
   } catch (err) {
     show('bad', `error: ${err.message}`);
+  } finally {
+    loading = false;
   }
 }
 
 async function logout() {
   try {
-    const res = await fetch('/auth/logout', { method: 'POST', credentials: 'include' });
-    if (!res.ok && res.status !== 401) throw new Error(`logout HTTP ${res.status}`);
+    await auth.logout();
     signedOut('signed out');
   } catch (err) {
     show('bad', `error: ${err.message}`);
   }
 }
 
-document.addEventListener('DOMContentLoaded', () => {
-  $('refresh').addEventListener('click', load);
-  $('logout').addEventListener('click', logout);
-  load();
+// Sign-in and sign-out in any tab of this origin show here too.
+auth.onChange((event) => {
+  if (event.type === 'signin' && !shown) load();
+  if (event.type === 'signout' && shown) signedOut('signed out');
 });
+
+$('refresh').addEventListener('click', load);
+$('logout').addEventListener('click', logout);
+load();
