@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -54,6 +55,7 @@ type Server struct {
 	limits                    struct{ login, callback, token *ratelimit.Limiter }
 
 	revokeKick chan struct{}
+	draining   atomic.Bool // set by Drain: /readyz answers 503
 }
 
 // New builds a Server.

@@ -38,7 +38,13 @@ type Config struct {
 	Limits    Limits
 	Signup    Signup
 	Admin     Admin
+	Shutdown  Shutdown
 	Providers []providers.Config
+}
+
+// Shutdown is what serve does on SIGTERM.
+type Shutdown struct {
+	Drain time.Duration // /readyz answers 503 and serving goes on this long before in-flight requests are finished; default 5s, 0 allowed
 }
 
 // Admin is the operators' listener.
@@ -135,6 +141,9 @@ type file struct {
 	Admin struct {
 		Listen string `yaml:"listen"`
 	} `yaml:"admin"`
+	Shutdown struct {
+		Drain string `yaml:"drain"`
+	} `yaml:"shutdown"`
 	Providers []providers.Config `yaml:"providers"`
 }
 
@@ -417,6 +426,9 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 			p.add("admin.listen", "must differ from listen")
 		}
 	}
+
+	// shutdown
+	c.Shutdown.Drain = duration(p, "shutdown.drain", f.Shutdown.Drain, 5*time.Second, true)
 
 	// signup
 	c.Signup.Mode = orDefault(f.Signup.Mode, "form")
