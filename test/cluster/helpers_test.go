@@ -287,20 +287,20 @@ func (c brokerConf) write(t *testing.T, dir, name string) string {
 	if c.reuseGrace == 0 {
 		c.reuseGrace = 10 * time.Second
 	}
-	doc := fmt.Sprintf(`issuer: %s
-listen: %s
+	doc := fmt.Sprintf(`issuer: %[1]s
+listen: %[2]s
 database:
-  url: %q
-  auto_migrate: %t
-  max_conns: %d
+  url: %[3]q
+  auto_migrate: %[4]t
+  max_conns: %[5]d
 cookies:
-  hash_key: %s
-  block_key: %s
+  hash_key: %[6]s
+  block_key: %[7]s
   secure: false
 tokens:
-  reuse_grace: %s
+  reuse_grace: %[8]s
 keys:
-  encryption_key: %s
+  encryption_key: %[9]s
   jwks_max_age: 2s
 redirects:
   allowed: [%[1]s/demo/]
@@ -308,11 +308,11 @@ redirects:
 limits:
   per_minute: { login: 0, callback: 0, token: 0 }
 shutdown:
-  drain: %s
+  drain: %[10]s
 signup:
   mode: auto
 providers:
-%s`, c.issuer, c.listen, c.dbURL, c.autoMigrate, c.maxConns, c.keys.hash, c.keys.block, c.reuseGrace, c.keys.enc, c.drain, prov)
+%[11]s`, c.issuer, c.listen, c.dbURL, c.autoMigrate, c.maxConns, c.keys.hash, c.keys.block, c.reuseGrace, c.keys.enc, c.drain, prov)
 	path := filepath.Join(dir, name+".yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
@@ -612,4 +612,23 @@ func (r *loadResult) String() string {
 		}
 	}
 	return b.String()
+}
+
+// waitPublished waits until every broker's JWKS lists kid.
+func waitPublished(t *testing.T, kid string, bases []string, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for _, base := range bases {
+		for {
+			resp, body, err := send(context.Background(), "GET", base+"/.well-known/jwks.json", "")
+			if err == nil && resp.StatusCode == 200 && bytes.Contains(body, []byte(`"`+kid+`"`)) {
+				break
+			}
+			if time.Since(start) > within {
+				t.Fatalf("%s does not publish the new key %s within %v", base, kid, within)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return time.Since(start)
 }
