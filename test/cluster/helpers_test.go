@@ -16,6 +16,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -541,8 +542,22 @@ type loadResult struct {
 	ok       int64
 	bad      []outcome // everything but 200
 	statuses map[int]int
-	tokens   []string // each client's live token at the end
+	tokens   []string        // each client's live token at the end
+	okAt     []time.Duration // when each 200 arrived, since the start
 	elapsed  time.Duration
+}
+
+// longestGap is the longest time without a successful answer (from any
+// client) between the first and the last success, and when it began.
+func (r *loadResult) longestGap() (gap, from time.Duration) {
+	ts := slices.Clone(r.okAt)
+	slices.Sort(ts)
+	for i := 1; i < len(ts); i++ {
+		if d := ts[i] - ts[i-1]; d > gap {
+			gap, from = d, ts[i-1]
+		}
+	}
+	return gap, from
 }
 
 func runLoad(base string, tokens []string, d time.Duration, stop <-chan struct{}) *loadResult {
@@ -569,6 +584,10 @@ func runLoad(base string, tokens []string, d time.Duration, stop <-chan struct{}
 				}
 				if st == 200 && err == nil {
 					ok.Add(1)
+					at := time.Since(start)
+					mu.Lock()
+					res.okAt = append(res.okAt, at)
+					mu.Unlock()
 					tok = next
 					continue
 				}
@@ -631,4 +650,8 @@ func waitPublished(t *testing.T, kid string, bases []string, within time.Duratio
 		}
 	}
 	return time.Since(start)
+}
+
+func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
 }
