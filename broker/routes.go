@@ -48,7 +48,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", web.Static()))
 	mux.Handle("GET /demo/", web.Demo())
 
-	return s.secure(s.observe(s.cors(s.unrouted(mux))))
+	return s.closeWhenDraining(s.secure(s.observe(s.cors(s.unrouted(mux)))))
 }
 
 // AdminHandler returns the operators' routes, served on admin.listen only:

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -58,6 +59,7 @@ type Server struct {
 	eventsMu   sync.Mutex
 	eventKicks []chan struct{} // one per delivery loop
 	webhooks   *http.Client
+	draining   atomic.Bool // set by Drain: /readyz answers 503
 }
 
 // New builds a Server.

@@ -76,8 +76,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
 
-// readyz answers 200 when the database answers and a signing key is loaded.
+// readyz answers 200 when the database answers and a signing key is loaded,
+// and 503 once the server drains (see Drain).
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.Draining() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	status, body := http.StatusOK, map[string]string{"database": "ok", "signing_key": "ok"}

@@ -3,29 +3,31 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
 
 	"github.com/socialbroker/broker/migrations"
 )
 
-// Migrate applies pending migrations under a Postgres advisory lock, so two
-// brokers starting together apply each migration exactly once.
+// Migrate applies pending migrations under a transaction-scoped Postgres
+// advisory lock (see xactLocker), so two brokers starting together apply
+// each migration exactly once, also through PgBouncer in transaction
+// pooling mode. It needs two connections: the pool's max_conns must be at
+// least 2.
 func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
+	if s.pool.Config().MaxConns < 2 {
+		return 0, errors.New("migrate: database.max_conns must be at least 2 (the migration lock holds a connection of its own)")
+	}
 	db := stdlib.OpenDBFromPool(s.pool)
 	defer db.Close()
 	return migrate(ctx, db)
 }
 
 func migrate(ctx context.Context, db *sql.DB) (int, error) {
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return 0, err
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithLocker(newMigrationLocker()))
 	if err != nil {
 		return 0, fmt.Errorf("migrations: %w", err)
 	}

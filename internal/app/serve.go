@@ -74,6 +74,19 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		return err
 	case <-ctx.Done():
 	}
+	// Draining: /readyz answers 503 at once and serving goes on for
+	// shutdown.drain, so that load balancers see the broker go unready and
+	// move away (every response meanwhile closes its connection); then the
+	// listener closes and in-flight requests finish.
+	a.Server.Drain()
+	if drain := a.Config.Shutdown.Drain; drain > 0 {
+		a.log.Info("draining: /readyz answers 503, still serving", "drain", drain.String())
+		select {
+		case <-time.After(drain):
+		case err := <-errc: // a listener failed meanwhile
+			return err
+		}
+	}
 	a.log.Info("shutting down: finishing in-flight requests")
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()

@@ -41,7 +41,13 @@ type Config struct {
 	Admin     Admin
 	Events    Events
 	Audit     Audit
+	Shutdown  Shutdown
 	Providers []providers.Config
+}
+
+// Shutdown is what serve does on SIGTERM.
+type Shutdown struct {
+	Drain time.Duration // /readyz answers 503 and serving goes on this long before in-flight requests are finished; default 5s, 0 allowed
 }
 
 // Events are the product's webhook receivers (Standard Webhooks).
@@ -179,6 +185,9 @@ type file struct {
 	Audit struct {
 		Retention string `yaml:"retention"`
 	} `yaml:"audit"`
+	Shutdown struct {
+		Drain string `yaml:"drain"`
+	} `yaml:"shutdown"`
 	Providers []providers.Config `yaml:"providers"`
 }
 
@@ -470,6 +479,8 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 	// events
 	validateEvents(f, c, p, unset)
 	c.Audit.Retention = duration(p, "audit.retention", f.Audit.Retention, 2160*time.Hour, false)
+	// shutdown
+	c.Shutdown.Drain = duration(p, "shutdown.drain", f.Shutdown.Drain, 5*time.Second, true)
 
 	// signup
 	c.Signup.Mode = orDefault(f.Signup.Mode, "form")

@@ -436,15 +436,20 @@ func (c *Cluster) stop(sig syscall.Signal) error {
 	return fmt.Errorf("pglocal: postgres (pid %d) ignored %v for %v and was killed", p.pid, sig, stopTimeout)
 }
 
-// ready reports whether data/postmaster.pid is the one of pid and says "ready"
-// (PostgreSQL ≥ 10 writes the status on line 8; pg_ctl -w waits for the same).
+// ready reports whether data/postmaster.pid is the one of pid and says "ready",
+// or "standby" for a hot standby accepting read-only connections (PostgreSQL
+// ≥ 10 writes the status on line 8; pg_ctl -w waits for the same).
 func ready(data string, pid int) bool {
 	b, err := os.ReadFile(filepath.Join(data, "postmaster.pid"))
 	if err != nil {
 		return false
 	}
 	lines := strings.Split(string(b), "\n")
-	return len(lines) >= 8 && strings.TrimSpace(lines[0]) == strconv.Itoa(pid) && strings.TrimSpace(lines[7]) == "ready"
+	if len(lines) < 8 || strings.TrimSpace(lines[0]) != strconv.Itoa(pid) {
+		return false
+	}
+	status := strings.TrimSpace(lines[7])
+	return status == "ready" || status == "standby"
 }
 
 // checkNotRunning fails with ErrInUse when postmaster.pid names a live
