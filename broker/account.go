@@ -25,6 +25,7 @@ func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.log.InfoContext(r.Context(), "user deleted", "user_id", c.Sub, "reason", "self")
 	s.kickRevocations()
 	s.clearRefreshCookie(w)
 	w.WriteHeader(http.StatusNoContent)
@@ -84,7 +85,7 @@ func (s *Server) providerNotification(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	s.log.Info("provider notification", "provider", name, "hook", hook, "event", n.Event, "known", found, "user_deleted", deleted,
+	s.log.InfoContext(ctx, "provider notification", "provider", name, "hook", hook, "event", n.Event, "known", found, "user_deleted", deleted,
 		"detail", logSafe(n.Detail, 32))
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	return nil

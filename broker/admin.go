@@ -223,6 +223,7 @@ func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.log.InfoContext(r.Context(), "user deleted", "user_id", r.PathValue("id"), "reason", "admin", "actor", storage.ActorOf(r.Context()).Name)
 	s.kickRevocations()
 	w.WriteHeader(http.StatusNoContent)
 	return nil

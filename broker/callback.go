@@ -32,7 +32,7 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 			At: s.now(), Type: "login_failed", Provider: logSafe(r.PathValue("provider"), 64), Detail: string(pe.Code),
 		})
 		if aerr != nil {
-			s.log.Warn("audit row not written", "type", "login_failed", "err", aerr)
+			s.log.WarnContext(r.Context(), "audit row not written", "type", "login_failed", "err", aerr)
 		}
 	}
 	return err
@@ -114,6 +114,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case err == nil:
 		s.metrics.logins.WithLabelValues(name, "ok").Inc()
+		s.log.InfoContext(r.Context(), "login", "user_id", sess.UserID, "provider", name)
 		s.setRefreshCookie(w, encodeToken(tok), sess.ExpiresAt)
 		redirect(w, f.ReturnTo, http.StatusSeeOther)
 		return nil
@@ -129,6 +130,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		s.metrics.logins.WithLabelValues(name, "signup").Inc()
+		s.log.InfoContext(r.Context(), "signup", "user_id", userID, "provider", name)
 		return s.signIn(w, r, userID, name, f.ReturnTo)
 	}
 	// The person proved this provider account just now: a revocation still
@@ -229,6 +231,7 @@ func (s *Server) finishLink(w http.ResponseWriter, r *http.Request, f flowState,
 		return err
 	}
 	s.metrics.logins.WithLabelValues(id.Provider, "linked").Inc()
+	s.log.InfoContext(r.Context(), "identity linked", "user_id", f.LinkUser, "provider", id.Provider)
 	redirect(w, f.ReturnTo, http.StatusSeeOther)
 	return nil
 }

@@ -21,6 +21,7 @@ type Config struct {
 	Admin     AdminConfig
 	Events    EventsConfig
 	Audit     AuditConfig
+	Demo      bool // serve the demo frontend at /demo/
 }
 
 // AdminConfig: Listen is the operators' listener (admin API and /metrics);

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -10,10 +11,11 @@ import (
 	"github.com/socialbroker/broker/storage"
 )
 
-// statusWriter records the status code for logs and metrics.
+// statusWriter records the status code and body size for logs and metrics.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -27,27 +29,33 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// observe logs and counts every request by its route pattern. Query
-// strings are never logged: they carry codes and states.
+// observe gives every request its id (echoed as X-Request-Id), its actor
+// for audit rows, and one access log line and metric by route pattern.
+// Query strings and cookies are never logged: they carry codes, states
+// and tokens.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		id := s.requestID(r)
+		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w}
-		// The actor of every store call (audit rows), and the request the mux
-		// fills Pattern in.
-		r = r.WithContext(storage.WithActor(r.Context(), storage.Actor{
+		// The request the mux fills Pattern in.
+		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		r = r.WithContext(storage.WithActor(ctx, storage.Actor{
 			IP: ratelimit.ClientAddr(r, s.cfg.Limits.TrustedProxies), UserAgent: clip(r.UserAgent(), maxUserAgent),
 		}))
 		defer func() {
 			if p := recover(); p != nil {
-				s.log.Error("panic serving request", "route", r.Pattern, "panic", p)
+				s.log.ErrorContext(r.Context(), "panic serving request", "route", r.Pattern, "panic", p)
 				if sw.status == 0 {
-					writeJSON(sw, http.StatusInternalServerError, map[string]string{"error": string(codeServerError), "error_description": "Something went wrong on our side."})
+					writeJSON(sw, http.StatusInternalServerError, map[string]string{"error": "server_error", "error_description": "Something went wrong on our side."})
 				}
 			}
 			route := r.Pattern
@@ -59,7 +67,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			d := time.Since(start)
 			s.metrics.observe(route, sw.status, d)
-			s.log.Debug("request", "route", route, "status", sw.status, "duration_ms", d.Milliseconds())
+			s.log.InfoContext(r.Context(), "http request", "method", r.Method, "route", route, "status", sw.status,
+				"duration_ms", float64(d.Microseconds())/1000, "bytes", sw.bytes)
 		}()
 		next.ServeHTTP(sw, r)
 	})

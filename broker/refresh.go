@@ -88,7 +88,7 @@ func (s *Server) liveSession(ctx context.Context, raw string) (storage.Rotation,
 	}
 	if rot.Outcome == storage.Reused {
 		s.countRefresh(string(storage.Reused))
-		s.log.Warn("old refresh token presented: session revoked", "sid", rot.SessionID)
+		s.log.WarnContext(ctx, "old refresh token presented: session revoked", "sid", rot.SessionID)
 	}
 	return rot, nil
 }

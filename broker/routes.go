@@ -46,7 +46,9 @@ func (s *Server) Handler() http.Handler {
 
 	// Assets and the demo frontend.
 	mux.Handle("GET /static/", http.StripPrefix("/static/", web.Static()))
-	mux.Handle("GET /demo/", web.Demo())
+	if s.cfg.Demo { // demo: true (broker-dev sets it)
+		mux.Handle("GET /demo/", web.Demo())
+	}
 
 	return s.closeWhenDraining(s.secure(s.observe(s.cors(s.unrouted(mux)))))
 }

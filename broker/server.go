@@ -75,7 +75,7 @@ func New(d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: d.Config, store: d.Store, keys: d.Keys, providers: d.Providers,
-		pages: d.Pages, metrics: d.Metrics, log: d.Logger, now: d.Now,
+		pages: d.Pages, metrics: d.Metrics, log: slog.New(requestIDHandler{d.Logger.Handler()}), now: d.Now,
 		revokeKick: make(chan struct{}, 1),
 		webhooks:   webhookClient(),
 	}

@@ -87,6 +87,7 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.clearFlowCookie(w, s.signupCookie)
+	s.log.InfoContext(r.Context(), "signup", "user_id", userID, "provider", ps.Provider)
 	return s.signIn(w, r, userID, ps.Provider, ps.ReturnTo)
 }
 

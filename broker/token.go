@@ -136,7 +136,7 @@ func (s *Server) rotate(ctx context.Context, raw string) (issued, error) {
 	}
 	s.countRefresh(string(rot.Outcome))
 	if rot.Outcome == storage.Reused {
-		s.log.Warn("refresh token reused after its grace: session revoked", "sid", rot.SessionID)
+		s.log.WarnContext(ctx, "refresh token reused after its grace: session revoked", "sid", rot.SessionID)
 	}
 	if !rot.Ok() {
 		return issued{}, errInvalidGrant(errors.New("refresh " + string(rot.Outcome)))

@@ -71,6 +71,15 @@ func TestJWKSAndDiscovery(t *testing.T) {
 	}
 }
 
+// The demo frontend is served only with demo: true (broker-dev sets it).
+func TestDemoOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	off := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}, NoDemo: true})
+	wantStatus(t, do(t, &http.Client{}, "GET", off.URL+"/demo/", nil, nil), 404)
+	on := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}})
+	wantStatus(t, do(t, &http.Client{}, "GET", on.URL+"/demo/", nil, nil), 200)
+}
+
 // Every answer of a CORS-capable path varies by Origin, also to a request
 // without one, so a shared cache never serves it to another origin.
 func TestVaryOriginAlways(t *testing.T) {

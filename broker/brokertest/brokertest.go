@@ -73,6 +73,7 @@ type Options struct {
 	Clock       *Clock        // default: a clock at the real time
 	Keys        []byte        // encryption key; default: fixed test key
 	TLS         bool          // serve over HTTPS (an https issuer, Secure cookies); Client trusts the test certificate
+	NoDemo      bool          // serve without the demo frontend (demo: false, serve's default)
 }
 
 // Env is a running broker.
@@ -183,11 +184,12 @@ cors:
 signup:
   mode: %s
   fields: [%s]
+demo: %t
 %s
 providers:
 %s`, issuer, ln.Addr(), o.DatabaseURL, Key32, Key32, o.TLS, dur(o.AccessTTL, 10*time.Minute), dur(o.RefreshTTL, 720*time.Hour),
 		dur(o.IdleTTL, 168*time.Hour), dur(o.ReuseGrace, 10*time.Second), key, dur(o.MaxAge, 10*time.Minute),
-		issuer, o.Signup, strings.Join(o.Fields, ", "), o.Extra, prov)
+		issuer, o.Signup, strings.Join(o.Fields, ", "), !o.NoDemo, o.Extra, prov)
 	cfg, err := config.Parse([]byte(doc), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("test config: %v\n%s", err, doc)

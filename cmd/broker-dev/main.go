@@ -124,6 +124,7 @@ redirects:
 signup:
   mode: form
   fields: [nickname]
+demo: true
 providers:
 %s`, issuer, *listen, dbURL, secrets.HashKey, secrets.BlockKey, issuer, secrets.EncryptionKey, issuer, issuer, providersYAML)
 	cfg, err := config.Parse([]byte(doc), getenv)

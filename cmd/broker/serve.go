@@ -32,7 +32,16 @@ func loadConfig(path string, getenv func(string) string, stderr io.Writer) (*con
 }
 
 func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return configLogger(w, config.Log{Level: slog.LevelInfo, Format: "json"})
+}
+
+// configLogger writes at log.level in log.format.
+func configLogger(w io.Writer, c config.Log) *slog.Logger {
+	o := &slog.HandlerOptions{Level: c.Level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, o))
+	}
+	return slog.New(slog.NewJSONHandler(w, o))
 }
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -45,7 +54,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, newLogger(stderr), nil)
+	return serve(ctx, cfg, configLogger(stderr, cfg.Log), nil)
 }
 
 // serve runs the broker until ctx ends. ready, when set, receives the

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
@@ -42,7 +43,15 @@ type Config struct {
 	Events    Events
 	Audit     Audit
 	Shutdown  Shutdown
+	Log       Log
+	Demo      bool // serve the demo frontend at /demo/
 	Providers []providers.Config
+}
+
+// Log is how the broker writes its log.
+type Log struct {
+	Level  slog.Level // debug, info (default), warn, error
+	Format string     // json (default) or text
 }
 
 // Shutdown is what serve does on SIGTERM.
@@ -188,6 +197,11 @@ type file struct {
 	Shutdown struct {
 		Drain string `yaml:"drain"`
 	} `yaml:"shutdown"`
+	Log struct {
+		Level  string `yaml:"level"`
+		Format string `yaml:"format"`
+	} `yaml:"log"`
+	Demo      bool               `yaml:"demo"`
 	Providers []providers.Config `yaml:"providers"`
 }
 
@@ -479,6 +493,25 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 	// events
 	validateEvents(f, c, p, unset)
 	c.Audit.Retention = duration(p, "audit.retention", f.Audit.Retention, 2160*time.Hour, false)
+	// log
+	switch lv := strings.ToLower(f.Log.Level); lv {
+	case "", "info":
+		c.Log.Level = slog.LevelInfo
+	case "debug":
+		c.Log.Level = slog.LevelDebug
+	case "warn":
+		c.Log.Level = slog.LevelWarn
+	case "error":
+		c.Log.Level = slog.LevelError
+	default:
+		p.add("log.level", "must be debug, info, warn or error, got %q", f.Log.Level)
+	}
+	c.Log.Format = orDefault(f.Log.Format, "json")
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		p.add("log.format", "must be json or text, got %q", f.Log.Format)
+	}
+	c.Demo = f.Demo
+
 	// shutdown
 	c.Shutdown.Drain = duration(p, "shutdown.drain", f.Shutdown.Drain, 5*time.Second, true)
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/base64"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,23 @@ func TestSecurityFootGuns(t *testing.T) {
 		if _, err := Parse([]byte(doc), env(goodEnv())); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+func TestLogAndDemoSettings(t *testing.T) {
+	c, err := Parse([]byte(strings.Replace(valid, "database:", "log:\n  level: debug\n  format: text\ndemo: true\ndatabase:", 1)), env(goodEnv()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Level != slog.LevelDebug || c.Log.Format != "text" || !c.Demo {
+		t.Fatalf("log, demo = %+v, %v", c.Log, c.Demo)
+	}
+	c, err = Parse([]byte(valid), env(goodEnv()))
+	if err != nil || c.Log.Level != slog.LevelInfo || c.Log.Format != "json" || c.Demo {
+		t.Fatalf("defaults: %+v, %v, %v", c.Log, c.Demo, err)
+	}
+	_, err = Parse([]byte(strings.Replace(valid, "database:", "log:\n  level: loud\n  format: xml\ndatabase:", 1)), env(goodEnv()))
+	if err == nil || !strings.Contains(err.Error(), "log.level") || !strings.Contains(err.Error(), "log.format") {
+		t.Fatalf("bad log settings: %v", err)
 	}
 }
