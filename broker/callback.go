@@ -43,10 +43,15 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	var f flowState
 	err := s.readFlowCookie(r, s.stateCookie, &f, func() int64 { return f.Expires })
-	s.clearFlowCookie(w, s.stateCookie)
 	if err != nil {
+		if s.reloadedSignup(w, r) {
+			return nil
+		}
+		s.clearFlowCookie(w, s.stateCookie)
 		return &pageError{Status: http.StatusBadRequest, Code: "invalid_state", Cause: err}
 	}
+	s.clearFlowCookie(w, s.stateCookie)
+	keepReturnTo(r, f.ReturnTo)
 	q := r.URL.Query()
 	name := r.PathValue("provider")
 	state, ok := queryParam(q, "state")
@@ -140,7 +145,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ps := pendingSignup{
-		Provider: name, Subject: id.Subject, Name: id.Name, Picture: id.Picture, GrantEnc: grantEnc,
+		Provider: name, Subject: id.Subject, State: f.State, Name: id.Name, Picture: id.Picture, GrantEnc: grantEnc,
 		ReturnTo: f.ReturnTo, CSRF: randomString(32), Expires: s.now().Add(flowCookieTTL).Unix(),
 	}
 	if err := s.setFlowCookie(w, s.signupCookie, ps); err != nil {
@@ -149,6 +154,23 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	s.metrics.logins.WithLabelValues(name, "signup_form").Inc()
 	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
 	return nil
+}
+
+// reloadedSignup answers a reload of the callback URL that showed the
+// signup form (its state is used, but the form's cookie is still there):
+// the form again, rather than "sign-in expired".
+func (s *Server) reloadedSignup(w http.ResponseWriter, r *http.Request) bool {
+	var ps pendingSignup
+	if s.readFlowCookie(r, s.signupCookie, &ps, func() int64 { return ps.Expires }) != nil {
+		return false
+	}
+	state, ok := queryParam(r.URL.Query(), "state")
+	if !ok || ps.State == "" || ps.Provider != r.PathValue("provider") || !equalStrings(state, ps.State) {
+		return false
+	}
+	keepReturnTo(r, ps.ReturnTo)
+	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
+	return true
 }
 
 // createUser creates a user with its first identity. When the identity

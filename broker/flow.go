@@ -30,7 +30,9 @@ func flowCookies(httpsIssuer bool) (state, signup flowCookie) {
 	if httpsIssuer {
 		return flowCookie{"__Host-broker_login", "/"}, flowCookie{"__Host-broker_signup", "/"}
 	}
-	return flowCookie{"broker_login", callbackPath}, flowCookie{"broker_signup", signupPath}
+	// The signup cookie also reaches the callback: a reload of the callback
+	// that showed the form shows it again.
+	return flowCookie{"broker_login", callbackPath}, flowCookie{"broker_signup", "/auth/"}
 }
 
 // flowState is sealed into the state cookie by /auth/login/{provider} and
@@ -50,6 +52,7 @@ type flowState struct {
 // complete the signup form.
 type pendingSignup struct {
 	Provider string `json:"p"`
+	State    string `json:"t,omitempty"` // the login's state: a reload of its callback shows the form again
 	Subject  string `json:"s"`
 	Name     string `json:"n,omitempty"`
 	Picture  string `json:"i,omitempty"`

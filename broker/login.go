@@ -140,6 +140,7 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, link storage.
 	if err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
 	}
+	keepReturnTo(r, returnTo)
 	opts, err := authOptions(r.URL.Query(), link.SessionID != "")
 	if err != nil {
 		return err

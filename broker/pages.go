@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 
+	"github.com/socialbroker/broker/internal/web"
 	"github.com/socialbroker/broker/providers"
 	"github.com/socialbroker/broker/storage"
 )
@@ -32,6 +34,9 @@ type pageHandler func(w http.ResponseWriter, r *http.Request) error
 // request's language, with a stable code and no internals.
 func (s *Server) page(h pageHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		web.RememberLang(w, r, s.cfg.Cookies.Secure)
+		ps := &pageState{}
+		r = r.WithContext(context.WithValue(r.Context(), pageStateKey{}, ps))
 		err := h(w, r)
 		if err == nil {
 			return
@@ -61,8 +66,23 @@ func (s *Server) page(h pageHandler) http.Handler {
 		}
 		s.log.Log(r.Context(), level, "page failed", "route", r.Pattern, "code", pe.Code, "status", pe.Status, "err", errString(pe.Cause))
 		w.Header().Set("Cache-Control", "no-store")
-		s.pages.Error(w, r, pe.Status, string(pe.Code))
+		s.pages.ErrorReturning(w, r, pe.Status, string(pe.Code), ps.returnTo)
 	})
+}
+
+// pageState is what a page handler learns that its error page may use.
+type pageState struct {
+	returnTo string // a validated return_to: the error page's "back to sign in" keeps it
+}
+
+type pageStateKey struct{}
+
+// keepReturnTo makes the request's error page, if any, lead back to the
+// login with returnTo (validated by the caller).
+func keepReturnTo(r *http.Request, returnTo string) {
+	if ps, ok := r.Context().Value(pageStateKey{}).(*pageState); ok {
+		ps.returnTo = returnTo
+	}
 }
 
 // providerPageError maps a provider failure onto the error page.

@@ -22,6 +22,7 @@ func (s *Server) signupForm(w http.ResponseWriter, r *http.Request) error {
 	if err := s.readFlowCookie(r, s.signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: codeSignupExpired, Cause: err}
 	}
+	keepReturnTo(r, ps.ReturnTo)
 	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
 	return nil
 }
@@ -37,6 +38,7 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err := s.readFlowCookie(r, s.signupCookie, &ps, func() int64 { return ps.Expires }); err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: codeSignupExpired, Cause: err}
 	}
+	keepReturnTo(r, ps.ReturnTo)
 	if err := parseForm(w, r); err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: codeInvalidRequest, Cause: err}
 	}

@@ -13,15 +13,40 @@ const (
 	langEN = "en"
 )
 
+// LangCookie remembers the language chosen with ?lang= across the
+// provider round trip (a top-level navigation back carries a Lax cookie).
+const LangCookie = "broker_lang"
+
+// queryLang is the request's ?lang= when it names a supported language.
+func queryLang(req *http.Request) string {
+	if q := strings.ToLower(strings.TrimSpace(req.URL.Query().Get("lang"))); q == langKO || q == langEN {
+		return q
+	}
+	return ""
+}
+
+// RememberLang sets the language cookie when the request chose a language
+// with ?lang=.
+func RememberLang(w http.ResponseWriter, req *http.Request, secure bool) {
+	if l := queryLang(req); l != "" {
+		http.SetCookie(w, &http.Cookie{Name: LangCookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600,
+			HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+	}
+}
+
 // Lang picks "ko" or "en" for req: a lang query parameter (ko or en) wins,
-// else the supported language with the highest q-value in Accept-Language
-// (the earlier one on a tie; q=0 means "not this one"), else "en".
+// then the language remembered in the cookie, else the supported language
+// with the highest q-value in Accept-Language (the earlier one on a tie;
+// q=0 means "not this one"), else "en".
 func Lang(req *http.Request) string {
 	if req == nil {
 		return langEN
 	}
-	if q := strings.ToLower(strings.TrimSpace(req.URL.Query().Get("lang"))); q == langKO || q == langEN {
+	if q := queryLang(req); q != "" {
 		return q
+	}
+	if c, err := req.Cookie(LangCookie); err == nil && (c.Value == langKO || c.Value == langEN) {
+		return c.Value
 	}
 	best, bestQ := "", 0.0
 	for i, part := range strings.Split(req.Header.Get("Accept-Language"), ",") {

@@ -228,12 +228,25 @@ type errorData struct {
 // language, with status (0 means 500). An unknown code is shown as
 // server_error: the page never echoes what it was given.
 func (r *Renderer) Error(w http.ResponseWriter, req *http.Request, status int, code string) {
+	r.ErrorReturning(w, req, status, code, "")
+}
+
+// ErrorReturning is Error whose "back to sign in" keeps returnTo, a
+// return_to the broker validated already.
+func (r *Renderer) ErrorReturning(w http.ResponseWriter, req *http.Request, status int, code, returnTo string) {
 	d := errorData{base: newBase(req), LoginHref: loginPath}
 	var text errorText
 	d.Code, text = lookupError(d.Lang, code)
 	d.Title, d.Message = text.Title, text.Message
+	q := url.Values{}
+	if returnTo != "" {
+		q.Set("return_to", returnTo)
+	}
 	if req != nil && req.URL != nil && req.URL.Query().Has("lang") {
-		d.LoginHref += "?lang=" + d.Lang
+		q.Set("lang", d.Lang)
+	}
+	if len(q) > 0 {
+		d.LoginHref += "?" + q.Encode()
 	}
 	if status == 0 {
 		status = http.StatusInternalServerError
