@@ -12,8 +12,8 @@ func TestAuthCodeURLPromptAndHint(t *testing.T) {
 	type m = map[string]any
 	r, err := NewRegistry([]Config{
 		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k"}),
-		ConfigOf(m{"name": "naver", "type": "naver", "client_id": "n"}),
-		ConfigOf(m{"name": "google", "type": "google", "client_id": "g", "auth_url": "https://accounts.example/auth", "token_url": "https://accounts.example/token", "jwks_url": "https://accounts.example/jwks"}),
+		ConfigOf(m{"name": "naver", "type": "naver", "client_id": "n", "client_secret": "ns"}),
+		ConfigOf(m{"name": "google", "type": "google", "client_id": "g", "client_secret": "gs", "auth_url": "https://accounts.example/auth", "token_url": "https://accounts.example/token", "jwks_url": "https://accounts.example/jwks"}),
 		ConfigOf(m{"name": "gitea", "type": "oauth2", "client_id": "g", "auth_url": "https://git.example/a", "token_url": "https://git.example/t",
 			"userinfo_url": "https://git.example/u", "claims": m{"subject": "id"}}),
 	}, Options{RedirectBase: "https://auth.example.com"})

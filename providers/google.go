@@ -32,6 +32,9 @@ type googleConfig struct {
 }
 
 func (c *googleConfig) check(ck checker) {
+	if c.ClientSecret == "" {
+		ck.add("client_secret", "required for type google (a web application's client secret)")
+	}
 	c.Endpoints.checkURLs(ck)
 	c.IDTokenEndpoints.checkURLs(ck)
 }

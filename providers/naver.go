@@ -44,6 +44,9 @@ type naverConfig struct {
 }
 
 func (c *naverConfig) check(ck checker) {
+	if c.ClientSecret == "" {
+		ck.add("client_secret", "required for type naver (every Naver token request carries it)")
+	}
 	c.Endpoints.checkURLs(ck)
 	if len(c.Scopes) > 0 {
 		ck.add("scopes", "naver takes no scopes (consent items are chosen in the Naver developer console)")

@@ -11,17 +11,17 @@ import (
 func TestNewRegistryReportsEveryProblem(t *testing.T) {
 	type m = map[string]any
 	cfgs := []Config{
-		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k", "scopes": []string{"openid", "profile_nickname"}, "admin_key": "admin"}),                    // ok
-		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k2"}),                                                                                           // 1: duplicate name
-		ConfigOf(m{"name": "Bad Name", "type": "naver", "client_id": "n"}),                                                                                         // 2: invalid name
-		ConfigOf(m{"name": "x", "type": "facebook", "client_id": "f"}),                                                                                             // 3: unknown type
-		ConfigOf(m{"name": "google", "type": "google", "auth_url": "ftp://example.com/auth", "token_url": "/relative"}),                                            // 4: client_id, auth_url, token_url
-		ConfigOf(m{"name": "gitea", "type": "oauth2", "client_id": "g", "claims": m{"email": "email", "avatar": "x"}, "pkce": true}),                               // 5: urls, claims.subject, claims.avatar
-		ConfigOf(m{"name": "acme", "type": "oidc", "client_id": "a", "admin_key": "nope", "claims": m{"subject": "sub"}}),                                          // 6: issuer, admin_key, claims
-		ConfigOf(m{"name": "", "type": "naver", "client_id": "n7", "scopes": []string{"profile"}, "success": m{"path": "resultcode", "equals": "00"}}),             // 7: name, success, scopes
-		ConfigOf(m{"name": "kakao2", "type": "kakao", "client_id": "k8", "scopes": []string{"openid,profile_nickname"}, "revoke_url": "https://user:pw@kapi.x/u"}), // 8: scopes[0], revoke_url
-		ConfigOf(m{"name": "naver2", "type": "naver", "client_id": "n", "issuer": "https://nid.naver.com", "jwks_url": "https://x.example/jwks"}),                  // 9: issuer, jwks_url (no id_token)
-		ConfigOf(m{"name": "kakao3", "type": "kakao", "client_id": "k"}),                                                                                           // 10: the client of providers[0] again
+		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k", "scopes": []string{"openid", "profile_nickname"}, "admin_key": "admin"}),                              // ok
+		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k2"}),                                                                                                     // 1: duplicate name
+		ConfigOf(m{"name": "Bad Name", "type": "naver", "client_id": "n", "client_secret": "s"}),                                                                             // 2: invalid name
+		ConfigOf(m{"name": "x", "type": "facebook", "client_id": "f"}),                                                                                                       // 3: unknown type
+		ConfigOf(m{"name": "google", "type": "google", "auth_url": "ftp://example.com/auth", "token_url": "/relative"}),                                                      // 4: client_id, auth_url, token_url
+		ConfigOf(m{"name": "gitea", "type": "oauth2", "client_id": "g", "claims": m{"email": "email", "avatar": "x"}, "pkce": true}),                                         // 5: urls, claims.subject, claims.avatar
+		ConfigOf(m{"name": "acme", "type": "oidc", "client_id": "a", "admin_key": "nope", "claims": m{"subject": "sub"}}),                                                    // 6: issuer, admin_key, claims
+		ConfigOf(m{"name": "", "type": "naver", "client_id": "n7", "client_secret": "s", "scopes": []string{"profile"}, "success": m{"path": "resultcode", "equals": "00"}}), // 7: name, success, scopes
+		ConfigOf(m{"name": "kakao2", "type": "kakao", "client_id": "k8", "scopes": []string{"openid,profile_nickname"}, "revoke_url": "https://user:pw@kapi.x/u"}),           // 8: scopes[0], revoke_url
+		ConfigOf(m{"name": "naver2", "type": "naver", "client_id": "n", "client_secret": "s", "issuer": "https://nid.naver.com", "jwks_url": "https://x.example/jwks"}),      // 9: issuer, jwks_url (no id_token)
+		ConfigOf(m{"name": "kakao3", "type": "kakao", "client_id": "k"}),                                                                                                     // 10: the client of providers[0] again
 	}
 	_, err := NewRegistry(cfgs, Options{RedirectBase: "https://auth.example.com"})
 	if err == nil {
@@ -39,7 +39,7 @@ func TestNewRegistryReportsEveryProblem(t *testing.T) {
 		"providers[1].name",
 		"providers[2].name",
 		"providers[3].type",
-		"providers[4].client_id", "providers[4].auth_url", "providers[4].token_url",
+		"providers[4].client_id", "providers[4].client_secret", "providers[4].auth_url", "providers[4].token_url",
 		"providers[5].auth_url", "providers[5].token_url", "providers[5].userinfo_url", "providers[5].claims.subject", "providers[5].claims.avatar",
 		"providers[6].claims", "providers[6].admin_key", "providers[6].issuer",
 		"providers[7].name", "providers[7].success", "providers[7].scopes",
@@ -67,8 +67,8 @@ func TestNewRegistryOK(t *testing.T) {
 	type m = map[string]any
 	cfgs := []Config{
 		ConfigOf(m{"name": "kakao", "type": "kakao", "client_id": "k", "scopes": []string{"openid", "profile_nickname"}}),
-		ConfigOf(m{"name": "naver", "type": "naver", "client_id": "n"}),
-		ConfigOf(m{"name": "google", "type": "google", "client_id": "g"}),
+		ConfigOf(m{"name": "naver", "type": "naver", "client_id": "n", "client_secret": "ns"}),
+		ConfigOf(m{"name": "google", "type": "google", "client_id": "g", "client_secret": "gs"}),
 		ConfigOf(m{"name": "acme", "type": "oidc", "client_id": "a", "issuer": "https://id.acme.example"}),
 		ConfigOf(m{"name": "gitea", "type": "oauth2", "client_id": "g", "auth_url": "https://git.example/login/oauth/authorize", "token_url": "https://git.example/login/oauth/access_token",
 			"userinfo_url": "https://git.example/api/v1/user", "claims": m{"subject": "id", "email": "email"}}),

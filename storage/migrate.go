@@ -37,3 +37,27 @@ func migrate(ctx context.Context, db *sql.DB) (int, error) {
 	}
 	return len(res), nil
 }
+
+// PendingMigrations counts the migrations not applied yet (all of them on
+// an empty database). It takes no lock and changes nothing.
+func (s *Store) PendingMigrations(ctx context.Context) (int, error) {
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	st, err := p.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", classify(err))
+	}
+	n := 0
+	for _, m := range st {
+		if m.State == goose.StatePending {
+			n++
+		}
+	}
+	return n, nil
+}

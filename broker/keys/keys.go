@@ -103,12 +103,17 @@ type snapshot struct {
 // Manager loads keys, signs with the active one and serves the JWKS. The
 // JWKS and signing keep working from memory while the database is down.
 type Manager struct {
-	store Store
-	cfg   Config
-	box   *seal.Box
-	snap  atomic.Pointer[snapshot]
-	mu    sync.Mutex // serialises Refresh
+	store      Store
+	cfg        Config
+	box        *seal.Box
+	snap       atomic.Pointer[snapshot]
+	mu         sync.Mutex // serialises Refresh
+	unreadable atomic.Pointer[[]string]
 }
+
+// ErrWrongEncryptionKey: stored signing keys do not open under
+// keys.encryption_key, which is not the key they were stored with.
+var ErrWrongEncryptionKey = errors.New("keys.encryption_key does not open the stored signing keys: it is not the key they were stored with (restore it, or see docs/operating.md to start a new key schedule)")
 
 // New returns a Manager; call Refresh (or Ensure) before use.
 func New(store Store, cfg Config) (*Manager, error) {
@@ -150,11 +155,15 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	}
 	now := m.cfg.Now()
 	var keys []*Key
+	var unreadable []string
 	for i, r := range rows {
 		k, ok := cache[r.KID]
 		if !ok || !k.ActivatesAt.Equal(r.ActivatesAt) {
 			k, err = m.load(r)
 			if err != nil {
+				if errors.Is(err, ErrWrongEncryptionKey) {
+					unreadable = append(unreadable, r.KID)
+				}
 				m.cfg.Logger.Error("signing key unusable", "kid", r.KID, "err", err)
 				continue
 			}
@@ -176,6 +185,15 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		return err
 	}
 	m.snap.Store(&snapshot{keys: keys, jwks: body, etag: etagOf(body)})
+	m.unreadable.Store(&unreadable)
+	return nil
+}
+
+// Unreadable lists the stored keys that keys.encryption_key does not open.
+func (m *Manager) Unreadable() []string {
+	if u := m.unreadable.Load(); u != nil {
+		return *u
+	}
 	return nil
 }
 
@@ -193,7 +211,7 @@ func (m *Manager) load(r storage.SigningKey) (*Key, error) {
 	}
 	der, err := m.box.Open(r.PrivateEnc, []byte(r.KID))
 	if err != nil {
-		return nil, fmt.Errorf("private key (is keys.encryption_key the one it was stored with?): %w", err)
+		return nil, fmt.Errorf("private key: %w", ErrWrongEncryptionKey)
 	}
 	privAny, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
@@ -292,7 +310,25 @@ func (m *Manager) Ensure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.Refresh(ctx)
+	if err := m.Refresh(ctx); err != nil {
+		return err
+	}
+	// No key to sign with because none opens: say so rather than fail later.
+	if len(m.Unreadable()) > 0 && !m.hasActive() {
+		return ErrWrongEncryptionKey
+	}
+	return nil
+}
+
+// hasActive reports whether a loaded key signs now.
+func (m *Manager) hasActive() bool {
+	now := m.cfg.Now()
+	for _, k := range m.Keys() {
+		if k.State(now) == "active" {
+			return true
+		}
+	}
+	return false
 }
 
 // Rotate schedules the next key now (broker keys rotate): it is published

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/socialbroker/broker/broker/keys"
@@ -99,6 +101,8 @@ func cmdKeysList(ctx context.Context, args []string, getenv func(string) string,
 				state, retires := "removed", "-"
 				if k, ok := loaded[r.KID]; ok {
 					state = k.State(now)
+				} else if slices.Contains(km.Unreadable(), r.KID) {
+					state = "unreadable" // stored under another keys.encryption_key
 				}
 				if i+1 < len(rows) {
 					retires = rows[i+1].ActivatesAt.UTC().Format(time.RFC3339)
@@ -123,6 +127,11 @@ func cmdSessionsRevoke(ctx context.Context, args []string, getenv func(string) s
 	}
 	return runAdmin(ctx, "sessions revoke", args, getenv, stdout, stderr, flags,
 		func(ctx context.Context, cfg *config.Config, st *storage.Store, stdout io.Writer) error {
+			if _, _, err := st.User(ctx, *user); errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("sessions revoke: no user %s", *user)
+			} else if err != nil {
+				return err
+			}
 			ctx = storage.WithActor(ctx, storage.Actor{Name: "admin:cli"})
 			n, err := st.RevokeUserSessions(ctx, *user, time.Now(), "admin")
 			if err != nil {

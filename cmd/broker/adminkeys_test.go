@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -58,5 +59,74 @@ func TestAdminKeysCommands(t *testing.T) {
 		if _, _, err := runCmd(t, context.Background(), env, args...); err == nil {
 			t.Errorf("%q succeeded", args)
 		}
+	}
+}
+
+// A changed keys.encryption_key is named at start, and keys list calls the
+// keys it cannot open unreadable, not removed.
+func TestChangedEncryptionKey(t *testing.T) {
+	dbURL := storagetest.NewURL(t)
+	env := map[string]string{"DATABASE_URL": dbURL}
+	path := writeConfig(t, dbURL, "127.0.0.1:0")
+	if _, _, err := runCmd(t, context.Background(), env, "keys", "rotate", "--config", path); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCmd(t, context.Background(), env, "keys", "list", "--config", path)
+	if err != nil || strings.Contains(out, "unreadable") {
+		t.Fatalf("keys list with the right key = %q, %v", out, err)
+	}
+	other := strings.Replace(mustRead(t, path), "encryption_key: "+key32, "encryption_key: QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE", 1)
+	writeFile(t, path, other)
+	out, _, err = runCmd(t, context.Background(), env, "keys", "list", "--config", path)
+	if err != nil || !strings.Contains(out, "\tunreadable\t") || strings.Contains(out, "removed") {
+		t.Fatalf("keys list with another key = %q, %v; want unreadable keys", out, err)
+	}
+	_, _, err = runCmd(t, context.Background(), env, "serve", "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "keys.encryption_key does not open the stored signing keys") {
+		t.Fatalf("serve with another encryption key: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serve with auto_migrate off on an empty database says to run migrate;
+// sessions revoke for an unknown user fails.
+func TestUnmigratedDatabaseAndUnknownUser(t *testing.T) {
+	dbURL := storagetest.NewURL(t) // created empty? see below
+	env := map[string]string{"DATABASE_URL": dbURL}
+	path := writeConfig(t, dbURL, "127.0.0.1:0")
+	writeFile(t, path, strings.Replace(mustRead(t, path), "database:\n  url: ${DATABASE_URL}\n", "database:\n  url: ${DATABASE_URL}\n  auto_migrate: false\n", 1))
+	st, err := storage.Open(context.Background(), dbURL, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Pool().Exec(context.Background(), `DROP SCHEMA public CASCADE; CREATE SCHEMA public`); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCmd(t, context.Background(), env, "serve", "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "run `broker migrate") {
+		t.Fatalf("serve on an empty database with auto_migrate false: %v", err)
+	}
+	if _, _, err := runCmd(t, context.Background(), env, "migrate", "--config", path); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCmd(t, context.Background(), env, "sessions", "revoke", "--user", "nobody", "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "no user nobody") {
+		t.Fatalf("sessions revoke of an unknown user: %v", err)
 	}
 }

@@ -54,12 +54,17 @@ func New(ctx context.Context, cfg *config.Config, o Options) (a *App, err error)
 		o.Now = time.Now
 	}
 	a = &App{Config: cfg, Metrics: broker.NewMetrics(), log: o.Logger, version: o.Version}
-	if a.Store, err = OpenStore(ctx, cfg, o.DBWait); err != nil {
+	for _, w := range cfg.Warnings {
+		o.Logger.Warn("config: " + w)
+	}
+	st, err := OpenStore(ctx, cfg, o.DBWait)
+	if err != nil {
 		return nil, err
 	}
+	a.Store = st
 	defer func() {
 		if err != nil {
-			a.Store.Close()
+			st.Close()
 		}
 	}()
 	if cfg.Database.AutoMigrate {
@@ -70,6 +75,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (a *App, err error)
 		if n > 0 {
 			o.Logger.Info("migrations applied", "count", n)
 		}
+	} else if n, err := a.Store.PendingMigrations(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		return nil, fmt.Errorf("database.auto_migrate is false and the database lacks %d migration(s): run `broker migrate --config FILE` first", n)
 	}
 	if a.Keys, err = NewKeyManager(a.Store, cfg, o.Logger, a.Metrics, o.Now); err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/socialbroker/broker/internal/returnto"
+	"github.com/socialbroker/broker/internal/web"
 	"github.com/socialbroker/broker/providers"
 )
 
@@ -46,6 +47,10 @@ type Config struct {
 	Log       Log
 	Demo      bool // serve the demo frontend at /demo/
 	Providers []providers.Config
+
+	// Warnings are settings that work but are likely mistakes; serve logs
+	// each at start.
+	Warnings []string
 }
 
 // Log is how the broker writes its log.
@@ -436,10 +441,18 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 		c.Tokens.Audience = []string{c.Issuer}
 	}
 
+	if c.Tokens.AccessTTL > 0 && (c.Tokens.AccessTTL >= c.Tokens.RefreshIdleTTL || c.Tokens.AccessTTL >= c.Tokens.RefreshTTL) {
+		p.add("tokens.access_ttl", "must be shorter than tokens.refresh_idle_ttl and tokens.refresh_ttl (%s, %s, %s)",
+			c.Tokens.AccessTTL, c.Tokens.RefreshIdleTTL, c.Tokens.RefreshTTL)
+	}
+
 	// keys
 	c.Keys.EncryptionKey = key(p, unset, "keys.encryption_key", f.Keys.EncryptionKey, 32)
 	c.Keys.RotateEvery = duration(p, "keys.rotate_every", f.Keys.RotateEvery, 720*time.Hour, false)
 	c.Keys.JWKSMaxAge = duration(p, "keys.jwks_max_age", f.Keys.JWKSMaxAge, 10*time.Minute, false)
+	if min := c.Tokens.AccessTTL + c.Keys.JWKSMaxAge; c.Keys.RotateEvery > 0 && c.Keys.RotateEvery < min {
+		p.add("keys.rotate_every", "must be at least tokens.access_ttl + keys.jwks_max_age (%s): a key must sign longer than it takes to publish its successor and to outlive its tokens", min)
+	}
 
 	// redirects
 	if required("redirects.default", f.Redirects.Default) {
@@ -534,6 +547,11 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 		seen[name] = true
 	}
 	c.Signup.Fields = f.Signup.Fields
+	for i, name := range f.Signup.Fields {
+		if fieldName.MatchString(name) && !web.HasFieldLabel(name) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("signup.fields[%d]: %q has no label of its own; the form shows the name itself", i, name))
+		}
+	}
 
 	// providers: each entry decoded and validated by its preset, which names keys as providers[i].field
 	if len(f.Providers) == 0 {

@@ -180,3 +180,24 @@ func TestLogAndDemoSettings(t *testing.T) {
 		t.Fatalf("bad log settings: %v", err)
 	}
 }
+
+// Lifetimes and rotation that contradict each other are refused; a signup
+// field without a label is a warning.
+func TestLifetimeChecksAndWarnings(t *testing.T) {
+	for name, tc := range map[string]struct{ from, to, want string }{
+		"access outlives idle": {"access_ttl: 4s", "access_ttl: 200h", "tokens.access_ttl: must be shorter than tokens.refresh_idle_ttl and tokens.refresh_ttl"},
+		"rotation too fast":    {"encryption_key: ${ENC}", "encryption_key: ${ENC}\n  rotate_every: 1m\n  jwks_max_age: 10m", "keys.rotate_every: must be at least"},
+	} {
+		_, err := Parse([]byte(strings.Replace(valid, tc.from, tc.to, 1)), env(goodEnv()))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		}
+	}
+	c, err := Parse([]byte(strings.Replace(valid, "redirects:", "signup:\n  fields: [nickname, shoe_size]\nredirects:", 1)), env(goodEnv()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], `signup.fields[1]: "shoe_size" has no label`) {
+		t.Fatalf("warnings = %q", c.Warnings)
+	}
+}

@@ -167,6 +167,12 @@ var fieldLabels = map[string]map[string]string{
 	"email":    {langKO: "이메일", langEN: "Email"},
 }
 
+// HasFieldLabel reports whether a signup field has a label of its own.
+func HasFieldLabel(name string) bool {
+	_, ok := fieldLabels[name]
+	return ok
+}
+
 func fieldLabel(lang, name string) string {
 	if l, ok := fieldLabels[name]; ok {
 		return l[lang]
