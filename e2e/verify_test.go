@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,71 +65,103 @@ func TestGoOIDCVerifier(t *testing.T) {
 	})
 }
 
-// jwx/v2 with a jwk.Cache registered on the JWKS URL. jwx's cache refreshes
-// on its own schedule (the JWKS Cache-Control max-age, at least
-// MinRefreshInterval); it does not refetch when a token names a kid it has
-// not seen, so the verifier does that itself (once per unknown kid, as
-// docs/integrating.md shows): that is what makes a rotation seamless even
-// for a verifier whose cache is younger than the new key's publication.
+// jwxVerifier checks the broker's access tokens with jwx's JWKS cache,
+// refetching the JWKS when a token names a kid the cache lacks.
+type jwxVerifier struct {
+	cache            *jwk.Cache
+	jwksURL          string
+	keys             jwk.Set
+	issuer, audience string
+	now              func() time.Time
+
+	mu        sync.Mutex
+	refetched time.Time
+}
+
+func newJWXVerifier(ctx context.Context, issuer, audience string) (*jwxVerifier, error) {
+	v := &jwxVerifier{cache: jwk.NewCache(ctx), jwksURL: issuer + "/.well-known/jwks.json", issuer: issuer, audience: audience, now: time.Now}
+	if err := v.cache.Register(v.jwksURL, jwk.WithMinRefreshInterval(time.Minute)); err != nil {
+		return nil, err
+	}
+	if _, err := v.cache.Refresh(ctx, v.jwksURL); err != nil {
+		return nil, err // the broker is unreachable at start
+	}
+	v.keys = jwk.NewCachedSet(v.cache, v.jwksURL)
+	return v, nil
+}
+
+func (v *jwxVerifier) Verify(ctx context.Context, raw string) (jwt.Token, error) {
+	if msg, err := jws.Parse([]byte(raw)); err == nil && len(msg.Signatures()) == 1 {
+		kid := msg.Signatures()[0].ProtectedHeaders().KeyID()
+		if _, known := v.keys.LookupKeyID(kid); !known && kid != "" {
+			v.mu.Lock()
+			if v.now().Sub(v.refetched) > 10*time.Second {
+				v.refetched = v.now()
+				_, _ = v.cache.Refresh(ctx, v.jwksURL) // on failure the cached keys stay
+			}
+			v.mu.Unlock()
+		}
+	}
+	return jwt.Parse([]byte(raw),
+		jwt.WithKeySet(v.keys), // uses the key's alg (RS256); refuses none and HS256
+		jwt.WithValidate(true),
+		jwt.WithClock(jwt.ClockFunc(v.now)),
+		jwt.WithIssuer(v.issuer),
+		jwt.WithAudience(v.audience),
+	)
+}
+
+// The jwx verifier of docs/integrating.md, as written (the doc's code is
+// this file's, checked below), through every case of the verifier suite:
+// a key rotation included, where only its refetch on an unknown kid keeps
+// the new key's tokens from being refused for a minute. The suite's cases
+// with another issuer or audience get a verifier of their own.
 func TestJWXVerifier(t *testing.T) {
 	t.Parallel()
+	src, err := os.ReadFile("verify_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(src), "// jwxVerifier checks")
+	end := strings.Index(string(src), "\n// The jwx verifier of docs")
+	doc, err := os.ReadFile("../docs/integrating.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), string(src[start:end])) {
+		t.Fatal("the jwx snippet of docs/integrating.md differs from jwxVerifier in e2e/verify_test.go")
+	}
+
 	env := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	jwksURL := env.URL + "/.well-known/jwks.json"
-	cache := jwk.NewCache(ctx)
-	if err := cache.Register(jwksURL, jwk.WithMinRefreshInterval(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cache.Refresh(ctx, jwksURL); err != nil {
-		t.Fatalf("first JWKS fetch: %v", err)
-	}
-	cachedSet := jwk.NewCachedSet(cache, jwksURL)
-
-	parse := func(tok, issuer, aud string) error {
-		_, err := jwt.Parse([]byte(tok),
-			jwt.WithKeySet(cachedSet),
-			jwt.WithValidate(true),
-			jwt.WithIssuer(issuer),
-			jwt.WithAudience(aud),
-			jwt.WithClock(jwt.ClockFunc(env.Clock.Now)),
-		)
-		return err
-	}
-
 	var mu sync.Mutex
-	refetched := map[string]bool{}
-	// refetchOnUnknownKid refreshes the cache when tok names a kid that the
-	// cached set lacks, at most once per kid (a real service would also
-	// rate-limit the refetches of forged kids).
-	refetchOnUnknownKid := func(ctx context.Context, tok string) {
-		msg, err := jws.Parse([]byte(tok))
-		if err != nil || len(msg.Signatures()) != 1 {
-			return // jwt.Parse reports it
-		}
-		kid := msg.Signatures()[0].ProtectedHeaders().KeyID()
-		if kid == "" {
-			return
-		}
-		if _, ok := cachedSet.LookupKeyID(kid); ok {
-			return
-		}
+	verifiers := map[[2]string]*jwxVerifier{}
+	verifierFor := func(issuer, aud string) (*jwxVerifier, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if refetched[kid] {
-			return
+		k := [2]string{issuer, aud}
+		if v, ok := verifiers[k]; ok {
+			return v, nil
 		}
-		refetched[kid] = true
-		// Shows why this function exists: the cached set alone refuses.
-		t.Logf("jwx: kid %s not in the cached JWKS; the cached set alone says %v; refetching", kid, parse(tok, env.URL, audience))
-		if _, err := cache.Refresh(ctx, jwksURL); err != nil {
-			t.Logf("JWKS refetch for kid %s: %v", kid, err)
+		// Another issuer's JWKS is the broker's too (the suite only changes
+		// what the verifier expects).
+		v, err := newJWXVerifier(ctx, env.URL, aud)
+		if err != nil {
+			return nil, err
 		}
+		v.issuer, v.now = issuer, env.Clock.Now
+		verifiers[k] = v
+		return v, nil
 	}
 	verifierSuite(t, env, func(ctx context.Context, tok, issuer, aud string) error {
 		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		refetchOnUnknownKid(ctx, tok)
-		return parse(tok, issuer, aud)
+		v, err := verifierFor(issuer, aud)
+		if err != nil {
+			return err
+		}
+		_, err = v.Verify(ctx, tok)
+		return err
 	})
 }

@@ -67,7 +67,7 @@ type Config struct {
 	AccessTTL     time.Duration // tokens.access_ttl
 	Now           func() time.Time
 	Logger        *slog.Logger
-	OnRotate      func() // called after this broker created a key (metrics)
+	OnRotate      func() // called once per key this broker created or first saw after its first load (metrics)
 }
 
 // Key is one loaded key.
@@ -109,6 +109,11 @@ type Manager struct {
 	snap       atomic.Pointer[snapshot]
 	mu         sync.Mutex // serialises Refresh
 	unreadable atomic.Pointer[[]string]
+
+	// For OnRotate: keys this manager created, and whether it has loaded
+	// the keys once (those present then are not new to it). Under mu.
+	mine   map[string]bool
+	loaded bool
 }
 
 // ErrWrongEncryptionKey: stored signing keys do not open under
@@ -184,6 +189,16 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A key is new to this broker when it created it, or first sees it after
+	// its first load (another broker's rotation, `broker keys rotate`).
+	if m.cfg.OnRotate != nil {
+		for _, k := range keys {
+			if _, known := cache[k.KID]; !known && (m.loaded || m.mine[k.KID]) {
+				m.cfg.OnRotate()
+			}
+		}
+	}
+	m.loaded = true
 	m.snap.Store(&snapshot{keys: keys, jwks: body, etag: etagOf(body)})
 	m.unreadable.Store(&unreadable)
 	return nil
@@ -355,12 +370,13 @@ func (m *Manager) Rotate(ctx context.Context) (kid string, activates time.Time, 
 			return err
 		}
 		kid = k.KID
-		return tx.InsertSigningKey(ctx, k)
+		if err := tx.InsertSigningKey(ctx, k); err != nil {
+			return err
+		}
+		m.markMine(k.KID)
+		return nil
 	})
 	if err == nil {
-		if m.cfg.OnRotate != nil {
-			m.cfg.OnRotate()
-		}
 		err = m.Refresh(ctx)
 	}
 	return kid, activates, err
@@ -375,10 +391,17 @@ func (m *Manager) create(ctx context.Context, tx storage.KeyTx, now, activates t
 		return err
 	}
 	m.cfg.Logger.Info("signing key created", "kid", k.KID, "activates_at", activates)
-	if m.cfg.OnRotate != nil {
-		m.cfg.OnRotate()
-	}
+	m.markMine(k.KID)
 	return nil
+}
+
+func (m *Manager) markMine(kid string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mine == nil {
+		m.mine = map[string]bool{}
+	}
+	m.mine[kid] = true
 }
 
 func (m *Manager) generate(now, activates time.Time) (storage.SigningKey, error) {

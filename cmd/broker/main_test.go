@@ -211,6 +211,17 @@ func TestServeKeysSessions(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// The running broker counts the key the CLI made as a rotation it saw.
+	if r, err := http.Get(base + "/metrics"); err != nil {
+		t.Fatal(err)
+	} else {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(r.Body)
+		r.Body.Close()
+		if !strings.Contains(b.String(), "broker_key_rotations_total 2") {
+			t.Fatalf("broker_key_rotations_total after a CLI rotation: %s", grepLine(b.String(), "broker_key_rotations_total"))
+		}
+	}
 
 	var d time.Duration
 	select {
@@ -235,4 +246,13 @@ func TestServeKeysSessions(t *testing.T) {
 	case <-time.After(25 * time.Second):
 		t.Fatal("serve did not stop")
 	}
+}
+
+func grepLine(s, prefix string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return "(none)"
 }
