@@ -50,18 +50,27 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, (*[]string)(a))
 }
 
-// issueAccessToken signs an access token for a session.
-func (s *Server) issueAccessToken(sub, sid, idp string) (string, error) {
+// issueAccessToken signs an access token for a session; profile (the
+// user's, when tokens.profile_claims names fields) adds those fields as
+// claims of the same name.
+func (s *Server) issueAccessToken(sub, sid, idp string, profile map[string]string) (string, error) {
 	now := s.now().Truncate(time.Second)
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
 		return "", err
 	}
-	payload, err := json.Marshal(accessClaims{
+	c := accessClaims{
 		Iss: s.cfg.Issuer, Sub: sub, Aud: audience(s.cfg.Tokens.Audience),
 		Iat: now.Unix(), Nbf: now.Unix(), Exp: now.Add(s.cfg.Tokens.AccessTTL).Unix(),
 		Jti: base64.RawURLEncoding.EncodeToString(jti[:]), Sid: sid, Idp: idp,
-	})
+	}
+	var payload []byte
+	var err error
+	if len(s.cfg.Tokens.ProfileClaims) == 0 {
+		payload, err = json.Marshal(c)
+	} else {
+		payload, err = withProfileClaims(c, s.cfg.Tokens.ProfileClaims, profile)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -71,6 +80,25 @@ func (s *Server) issueAccessToken(sub, sid, idp string) (string, error) {
 	}
 	s.metrics.tokensIssued.Inc()
 	return string(tok), nil
+}
+
+// withProfileClaims is the payload of c plus the named profile fields the
+// user has.
+func withProfileClaims(c accessClaims, names []string, profile map[string]string) ([]byte, error) {
+	m := map[string]any{}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if v, ok := profile[n]; ok && v != "" {
+			m[n] = v
+		}
+	}
+	return json.Marshal(m)
 }
 
 var errBadAccessToken = errors.New("invalid access token")

@@ -63,6 +63,7 @@ type TokenConfig struct {
 	RefreshIdleTTL time.Duration
 	ReuseGrace     time.Duration
 	Audience       []string
+	ProfileClaims  []string // profile fields copied into access tokens (privacy trade-off; default none)
 }
 
 // KeyConfig: EncryptionKey seals provider grants and derives refresh

@@ -96,7 +96,11 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	access, err := s.issueAccessToken(userID, sess.ID, id.Provider)
+	profile, err := s.profileForClaims(r.Context(), userID)
+	if err != nil {
+		return err
+	}
+	access, err := s.issueAccessToken(userID, sess.ID, id.Provider, profile)
 	if err != nil {
 		return signingError(err)
 	}
@@ -105,4 +109,14 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 		RefreshToken: iss.refresh, IssuedTokenType: tokenTypeAccessToken,
 	})
 	return nil
+}
+
+// profileForClaims is the user's profile when access tokens carry profile
+// claims (nil otherwise, without a query).
+func (s *Server) profileForClaims(ctx context.Context, userID string) (map[string]string, error) {
+	if len(s.cfg.Tokens.ProfileClaims) == 0 {
+		return nil, nil
+	}
+	u, _, err := s.store.User(ctx, userID)
+	return u.Profile, err
 }

@@ -130,6 +130,7 @@ func (s *Server) rotate(ctx context.Context, raw string) (issued, error) {
 	rot, err := s.store.Rotate(ctx, storage.RotateParams{
 		Hash: hashToken(tok), Child: hashToken(child), Now: s.now(),
 		Grace: s.cfg.Tokens.ReuseGrace, Idle: s.cfg.Tokens.RefreshIdleTTL,
+		Profile: len(s.cfg.Tokens.ProfileClaims) > 0,
 	})
 	if err != nil {
 		return issued{}, err
@@ -141,7 +142,7 @@ func (s *Server) rotate(ctx context.Context, raw string) (issued, error) {
 	if !rot.Ok() {
 		return issued{}, errInvalidGrant(errors.New("refresh " + string(rot.Outcome)))
 	}
-	access, err := s.issueAccessToken(rot.UserID, rot.SessionID, rot.IDP)
+	access, err := s.issueAccessToken(rot.UserID, rot.SessionID, rot.IDP, rot.Profile)
 	if err != nil {
 		return issued{}, signingError(err)
 	}

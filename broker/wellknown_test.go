@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -281,5 +282,43 @@ func TestTwoBrokersAgreeOnKeys(t *testing.T) {
 	}
 	if next != 1 {
 		t.Fatalf("scheduled next keys = %d, want exactly 1", next)
+	}
+}
+
+// tokens.profile_claims copies those profile fields into access tokens;
+// by default a token carries no personal data.
+func TestProfileClaims(t *testing.T) {
+	t.Parallel()
+	claimsOf := func(env *brokertest.Env, c *http.Client) map[string]any {
+		t.Helper()
+		at := currentAccess(t, env, c)
+		var m map[string]any
+		if err := json.Unmarshal(mustB64(t, strings.Split(at, ".")[1]), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	env := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}, Fields: []string{"nickname", "team"},
+		ProfileClaims: []string{"nickname", "team"}})
+	c := env.Client()
+	r := do(t, c, "GET", approve(t, env, "kakao", startLogin(t, env, c, "kakao", "")), nil, nil)
+	m := csrfRE.FindSubmatch(r.body)
+	if m == nil {
+		t.Fatalf("no signup form: %s", r.body)
+	}
+	wantStatus(t, do(t, c, "POST", env.URL+"/auth/signup", url.Values{"csrf_token": {string(m[1])}, "nickname": {"라이언"}, "team": {"blue"}}, nil), 303)
+	got := claimsOf(env, c)
+	if got["nickname"] != "라이언" || got["team"] != "blue" {
+		t.Fatalf("claims = %v, want nickname and team", got)
+	}
+	plain := brokertest.New(t, brokertest.Options{Providers: []string{"kakao"}, Signup: "auto"})
+	pc := plain.Client()
+	loginAs(t, plain, pc, "kakao", "")
+	for k := range claimsOf(plain, pc) {
+		switch k {
+		case "iss", "sub", "aud", "iat", "nbf", "exp", "jti", "sid", "idp":
+		default:
+			t.Fatalf("default token carries claim %q", k)
+		}
 	}
 }

@@ -99,6 +99,7 @@ type Rotation struct {
 	UserID    string
 	IDP       string
 	ExpiresAt time.Time
+	Profile   map[string]string // the user's profile, read only when RotateParams.Profile
 }
 
 // Ok reports whether the caller may issue tokens (Rotated or Retried).
@@ -106,11 +107,12 @@ func (r Rotation) Ok() bool { return r.Outcome == Rotated || r.Outcome == Retrie
 
 // RotateParams are the inputs of one rotation.
 type RotateParams struct {
-	Hash  []byte // SHA-256 of the presented token
-	Child []byte // SHA-256 of the child token derived from it
-	Now   time.Time
-	Grace time.Duration
-	Idle  time.Duration
+	Hash    []byte // SHA-256 of the presented token
+	Child   []byte // SHA-256 of the child token derived from it
+	Now     time.Time
+	Grace   time.Duration
+	Idle    time.Duration
+	Profile bool // also read the user's profile (tokens.profile_claims), in the same round trip
 }
 
 // Rotate exchanges a refresh token for its child in one round trip (a
@@ -122,21 +124,32 @@ func (s *Store) Rotate(ctx context.Context, p RotateParams) (Rotation, error) {
 	// A repeat of a rotation that did commit is a retry within the grace
 	// (Postgres intervals count microseconds).
 	a := ActorOf(ctx)
-	return s.judge(ctx, p.Grace >= time.Microsecond, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5, $6, $7)`,
+	if p.Profile {
+		return s.judge(ctx, p.Grace >= time.Microsecond, true, `
+			SELECT r.*, (SELECT u.profile FROM users u WHERE u.id = r.user_id)
+			FROM broker_rotate_refresh($1, $2, $3, $4, $5, $6, $7) r`,
+			p.Hash, p.Child, p.Now, p.Grace, p.Idle, a.IP, a.UserAgent)
+	}
+	return s.judge(ctx, p.Grace >= time.Microsecond, false, `SELECT * FROM broker_rotate_refresh($1, $2, $3, $4, $5, $6, $7)`,
 		p.Hash, p.Child, p.Now, p.Grace, p.Idle, a.IP, a.UserAgent)
 }
 
 // judge runs one of the refresh-token functions, which answer (outcome,
 // session_id, user_id, idp, expires_at).
-func (s *Store) judge(ctx context.Context, repeatable bool, sql string, args ...any) (Rotation, error) {
+// With profile, sql has a sixth column: the user's profile.
+func (s *Store) judge(ctx context.Context, repeatable, profile bool, sql string, args ...any) (Rotation, error) {
 	var (
 		r             Rotation
 		outcome       string
 		sid, uid, idp *string
 		expires       *time.Time
 	)
+	dest := []any{&outcome, &sid, &uid, &idp, &expires}
+	if profile {
+		dest = append(dest, &r.Profile)
+	}
 	err := s.run(ctx, repeatable, func(ctx context.Context) error {
-		return s.pool.QueryRow(ctx, sql, args...).Scan(&outcome, &sid, &uid, &idp, &expires)
+		return s.pool.QueryRow(ctx, sql, args...).Scan(dest...)
 	})
 	if err != nil {
 		return Rotation{}, err
@@ -167,7 +180,7 @@ type CheckParams struct {
 // Rotate. Only a Live outcome stands for a signed-in session.
 func (s *Store) CheckRefresh(ctx context.Context, p CheckParams) (Rotation, error) {
 	a := ActorOf(ctx)
-	return s.judge(ctx, true, `SELECT * FROM broker_check_refresh($1, $2, $3, $4, $5, $6)`,
+	return s.judge(ctx, true, false, `SELECT * FROM broker_check_refresh($1, $2, $3, $4, $5, $6)`,
 		p.Hash, p.Now, p.Grace, p.Idle, a.IP, a.UserAgent)
 }
 

@@ -60,20 +60,21 @@ func (l *Logs) String() string {
 // Options shape the broker under test. Zero values give the contract's
 // defaults with short, test-friendly lifetimes where noted.
 type Options struct {
-	DatabaseURL string   // default: a fresh migrated database
-	Signup      string   // form (default) or auto
-	Fields      []string // default [nickname]
-	Providers   []string // emulated provider kinds to configure; default: kakao, naver, google, oidc, oauth2
-	AccessTTL   time.Duration
-	ReuseGrace  time.Duration // default 10s
-	IdleTTL     time.Duration // default 168h
-	RefreshTTL  time.Duration // default 720h
-	MaxAge      time.Duration // keys.jwks_max_age, default 10m
-	Extra       string        // extra top-level YAML (e.g. a limits: block)
-	Clock       *Clock        // default: a clock at the real time
-	Keys        []byte        // encryption key; default: fixed test key
-	TLS         bool          // serve over HTTPS (an https issuer, Secure cookies); Client trusts the test certificate
-	NoDemo      bool          // serve without the demo frontend (demo: false, serve's default)
+	DatabaseURL   string   // default: a fresh migrated database
+	Signup        string   // form (default) or auto
+	Fields        []string // default [nickname]
+	Providers     []string // emulated provider kinds to configure; default: kakao, naver, google, oidc, oauth2
+	AccessTTL     time.Duration
+	ReuseGrace    time.Duration // default 10s
+	IdleTTL       time.Duration // default 168h
+	RefreshTTL    time.Duration // default 720h
+	MaxAge        time.Duration // keys.jwks_max_age, default 10m
+	Extra         string        // extra top-level YAML (e.g. a limits: block)
+	Clock         *Clock        // default: a clock at the real time
+	Keys          []byte        // encryption key; default: fixed test key
+	TLS           bool          // serve over HTTPS (an https issuer, Secure cookies); Client trusts the test certificate
+	NoDemo        bool          // serve without the demo frontend (demo: false, serve's default)
+	ProfileClaims []string      // tokens.profile_claims
 }
 
 // Env is a running broker.
@@ -173,6 +174,7 @@ tokens:
   refresh_idle_ttl: %s
   reuse_grace: %s
   audience: [https://api.example.com]
+  profile_claims: [%s]
 keys:
   encryption_key: %s
   jwks_max_age: %s
@@ -188,7 +190,7 @@ demo: %t
 %s
 providers:
 %s`, issuer, ln.Addr(), o.DatabaseURL, Key32, Key32, o.TLS, dur(o.AccessTTL, 10*time.Minute), dur(o.RefreshTTL, 720*time.Hour),
-		dur(o.IdleTTL, 168*time.Hour), dur(o.ReuseGrace, 10*time.Second), key, dur(o.MaxAge, 10*time.Minute),
+		dur(o.IdleTTL, 168*time.Hour), dur(o.ReuseGrace, 10*time.Second), strings.Join(o.ProfileClaims, ", "), key, dur(o.MaxAge, 10*time.Minute),
 		issuer, o.Signup, strings.Join(o.Fields, ", "), !o.NoDemo, o.Extra, prov)
 	cfg, err := config.Parse([]byte(doc), func(string) string { return "" })
 	if err != nil {

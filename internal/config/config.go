@@ -117,6 +117,7 @@ type Tokens struct {
 	RefreshIdleTTL time.Duration
 	ReuseGrace     time.Duration
 	Audience       []string
+	ProfileClaims  []string // profile fields copied into access tokens
 }
 
 type Keys struct {
@@ -160,6 +161,7 @@ type file struct {
 		RefreshIdleTTL string   `yaml:"refresh_idle_ttl"`
 		ReuseGrace     string   `yaml:"reuse_grace"`
 		Audience       []string `yaml:"audience"`
+		ProfileClaims  []string `yaml:"profile_claims"`
 	} `yaml:"tokens"`
 	Keys struct {
 		EncryptionKey string `yaml:"encryption_key"`
@@ -547,6 +549,20 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 		seen[name] = true
 	}
 	c.Signup.Fields = f.Signup.Fields
+	// tokens.profile_claims: profile fields (from the signup form or the
+	// provider) that access tokens carry; never a claim the broker sets.
+	for i, name := range f.Tokens.ProfileClaims {
+		key := fmt.Sprintf("tokens.profile_claims[%d]", i)
+		switch {
+		case reservedClaims[name]:
+			p.add(key, "%q is a claim the broker sets itself", name)
+		case !slices.Contains(f.Signup.Fields, name) && !providerProfileFields[name]:
+			p.add(key, "%q is neither a signup.fields name nor a provider profile field (nickname, picture)", name)
+		case slices.Contains(f.Tokens.ProfileClaims[:i], name):
+			p.add(key, "duplicate %q", name)
+		}
+	}
+	c.Tokens.ProfileClaims = f.Tokens.ProfileClaims
 	for i, name := range f.Signup.Fields {
 		if fieldName.MatchString(name) && !web.HasFieldLabel(name) {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("signup.fields[%d]: %q has no label of its own; the form shows the name itself", i, name))
@@ -611,6 +627,15 @@ func validateEvents(f *file, c *Config, p *problems, unset map[string]string) {
 		}
 	}
 }
+
+// reservedClaims are the claims of every access token (contract §5) and
+// the JWT header-ish names a profile claim must not shadow.
+var reservedClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true,
+	"jti": true, "sid": true, "idp": true, "typ": true, "alg": true, "kid": true, "scope": true, "client_id": true}
+
+// providerProfileFields are the profile fields the broker fills from a
+// provider.
+var providerProfileFields = map[string]bool{"nickname": true, "picture": true}
 
 var fieldName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 

@@ -201,3 +201,20 @@ func TestLifetimeChecksAndWarnings(t *testing.T) {
 		t.Fatalf("warnings = %q", c.Warnings)
 	}
 }
+
+func TestProfileClaimsChecked(t *testing.T) {
+	for claims, want := range map[string]string{
+		"[nickname, picture]":  "",
+		"[sub]":                `tokens.profile_claims[0]: "sub" is a claim the broker sets itself`,
+		"[shoe_size]":          `tokens.profile_claims[0]: "shoe_size" is neither`,
+		"[nickname, nickname]": `tokens.profile_claims[1]: duplicate`,
+	} {
+		_, err := Parse([]byte(strings.Replace(valid, "  audience: [https://api.example.com]", "  audience: [https://api.example.com]\n  profile_claims: "+claims, 1)), env(goodEnv()))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", claims, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: err = %v, want %q", claims, err, want)
+		}
+	}
+}
