@@ -121,6 +121,8 @@ func BrokerConfig(c *config.Config) broker.Config {
 		Admin:  broker.AdminConfig{Listen: c.Admin.Listen},
 		Events: broker.EventsConfig{Endpoints: eventEndpoints(c.Events.Endpoints), Retry: c.Events.Retry},
 		Audit:  broker.AuditConfig{Retention: c.Audit.Retention},
+
+		NativeApps: c.NativeApps,
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/socialbroker/broker/internal/nativeapps"
 	"github.com/socialbroker/broker/internal/returnto"
 	"github.com/socialbroker/broker/providers"
 )
@@ -43,6 +44,9 @@ type Config struct {
 	Audit     Audit
 	Shutdown  Shutdown
 	Providers []providers.Config
+	// NativeApps are the apps signing in through the system browser
+	// (RFC 8252); nil when none is configured.
+	NativeApps *nativeapps.Registry
 }
 
 // Shutdown is what serve does on SIGTERM.
@@ -188,7 +192,8 @@ type file struct {
 	Shutdown struct {
 		Drain string `yaml:"drain"`
 	} `yaml:"shutdown"`
-	Providers []providers.Config `yaml:"providers"`
+	Providers  []providers.Config `yaml:"providers"`
+	NativeApps []nativeapps.Entry `yaml:"native_apps"`
 }
 
 // Load reads and validates the file at path.
@@ -512,6 +517,15 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 		}
 	}
 	c.Providers = f.Providers
+
+	// native_apps
+	if len(f.NativeApps) > 0 {
+		reg, probs := nativeapps.New(f.NativeApps)
+		for _, pr := range probs {
+			p.add(pr.Key, "%s", pr.Message)
+		}
+		c.NativeApps = reg
+	}
 	return c
 }
 
