@@ -445,3 +445,44 @@ func TestNativeFailuresGoToTheApp(t *testing.T) {
 		}
 	}
 }
+
+// The largest app request (a 512-character state, a long registered
+// redirect URI) still fits the flow and signup cookies through a new
+// user's signup form, with the provider's grant kept.
+func TestNativeLargestRequestFits(t *testing.T) {
+	t.Parallel()
+	long := "https://app.example.com/native/" + strings.Repeat("p", 400)
+	o := brokertest.Options{Providers: []string{"kakao"}, Extra: "native_apps:\n  - client_id: com.example.app\n    redirect_uris: [\"" + long + "\"]\n"}
+	env := brokertest.New(t, o)
+	app := &nativeapp.App{Issuer: env.URL, ClientID: "com.example.app"}
+	login := app.Start("kakao", long, nil)
+	login.State = strings.Repeat("~", 512)
+	login.URL = strings.Replace(login.URL, "state=", "state="+strings.Repeat("~", 512)+"&x=", 1)
+	c := env.Client()
+	rec := &setCookieSizes{next: http.DefaultTransport}
+	c.Transport = rec
+	loc := browse(t, env, c, "kakao", login.URL, "big")
+	if _, err := login.Finish(context.Background(), loc); err != nil {
+		t.Fatalf("%s: %v", loc, err)
+	}
+	// Browsers keep cookies of up to 4096 bytes (name, value and attributes).
+	if rec.max == 0 || rec.max > 4096 {
+		t.Fatalf("largest Set-Cookie %d bytes", rec.max)
+	}
+	t.Logf("largest Set-Cookie: %d bytes", rec.max)
+}
+
+type setCookieSizes struct {
+	next http.RoundTripper
+	max  int
+}
+
+func (s *setCookieSizes) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(r)
+	if err == nil {
+		for _, v := range resp.Header.Values("Set-Cookie") {
+			s.max = max(s.max, len(v))
+		}
+	}
+	return resp, err
+}
