@@ -35,7 +35,10 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
 			s.log.WarnContext(r.Context(), "audit row not written", "type", "login_failed", "err", aerr)
 		}
 	}
-	return err
+	if err != nil {
+		return s.nativeFailure(w, r, s.flowNative(r), err) // an app's login: back to the app where RFC 6749 says so
+	}
+	return nil
 }
 
 // finishLogin is the callback past its rate limit.
@@ -110,16 +113,19 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 		return s.finishLink(w, r, f, id, grantEnc)
 	}
 	// A returning user: grant kept and session started in one statement.
-	tok := newRefreshToken()
+	tok, kind, appCode := s.sessionToken(f.Native)
 	now := s.now()
 	sess, err := s.store.SignIn(r.Context(), storage.SignIn{
 		Provider: name, Subject: id.Subject, GrantEnc: grantEnc, TokenHash: hashToken(tok),
-		Now: now, ExpiresAt: now.Add(s.cfg.Tokens.RefreshTTL),
+		Now: now, ExpiresAt: now.Add(s.cfg.Tokens.RefreshTTL), Kind: kind,
 	})
 	switch {
 	case err == nil:
 		s.metrics.logins.WithLabelValues(name, "ok").Inc()
 		s.log.InfoContext(r.Context(), "login", "user_id", sess.UserID, "provider", name)
+		if f.Native != nil {
+			return s.sendCode(w, r, *f.Native, appCode, sess)
+		}
 		s.setRefreshCookie(w, encodeToken(tok), sess.ExpiresAt)
 		redirect(w, f.ReturnTo, http.StatusSeeOther)
 		return nil
@@ -136,7 +142,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 		}
 		s.metrics.logins.WithLabelValues(name, "signup").Inc()
 		s.log.InfoContext(r.Context(), "signup", "user_id", userID, "provider", name)
-		return s.signIn(w, r, userID, name, f.ReturnTo)
+		return s.signIn(w, r, userID, name, f.ReturnTo, f.Native)
 	}
 	// The person proved this provider account just now: a revocation still
 	// queued for it (an account deleted moments ago) would end the grant
@@ -146,7 +152,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	ps := pendingSignup{
 		Provider: name, Subject: id.Subject, State: f.State, Name: id.Name, Picture: id.Picture, GrantEnc: grantEnc,
-		ReturnTo: f.ReturnTo, CSRF: randomString(32), Expires: s.now().Add(flowCookieTTL).Unix(),
+		ReturnTo: f.ReturnTo, CSRF: randomString(32), Expires: s.now().Add(flowCookieTTL).Unix(), Native: f.Native,
 	}
 	if err := s.setFlowCookie(w, s.signupCookie, ps); err != nil {
 		return err
@@ -195,8 +201,12 @@ func (s *Server) createUser(ctx context.Context, profile map[string]string, iden
 }
 
 // signIn starts a session, sets the refresh cookie and sends the browser
-// to return_to.
-func (s *Server) signIn(w http.ResponseWriter, r *http.Request, userID, idp, returnTo string) error {
+// to return_to; for an app's login (native non-nil), it sends the app its
+// code instead.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, userID, idp, returnTo string, native *nativeRequest) error {
+	if native != nil {
+		return s.nativeSignIn(w, r, userID, idp, *native)
+	}
 	iss, _, err := s.startSession(r.Context(), userID, idp, "web")
 	if errors.Is(err, storage.ErrDisabled) {
 		return &pageError{Status: http.StatusForbidden, Code: "user_disabled", Cause: err}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/socialbroker/broker/internal/nativeapps"
 	"github.com/socialbroker/broker/internal/returnto"
 )
 
@@ -22,6 +23,9 @@ type Config struct {
 	Events    EventsConfig
 	Audit     AuditConfig
 	Demo      bool // serve the demo frontend at /demo/
+	// NativeApps are the apps that sign in through the system browser
+	// (RFC 8252, native.go); nil: none.
+	NativeApps *nativeapps.Registry
 }
 
 // AdminConfig: Listen is the operators' listener (admin API and /metrics);

@@ -31,8 +31,8 @@ var ErrorCodes = []ErrorCode{
 	// /auth/signup. The page shows the code and plain words in ko or en.
 	{
 		Code: "invalid_request", Status: 400, Surface: "page",
-		Endpoints: "GET /auth/callback/{provider}, POST /auth/signup",
-		When:      "callback without a code (or a code over 2048 bytes), or with code or error given twice; signup form body unparseable or over 64 KiB; any page whose input the database refuses as text (storage.ErrInvalid)",
+		Endpoints: "GET /auth/callback/{provider}, POST /auth/signup, GET /auth/login/{provider} (native app), GET /auth/link/{provider}",
+		When:      "callback without a code (or a code over 2048 bytes), or with code or error given twice; signup form body unparseable or over 64 KiB; any page whose input the database refuses as text (storage.ErrInvalid); a native app's login start (client_id, redirect_uri, code_challenge or code_challenge_method present) with code_challenge_method missing or not S256 (plain is refused), a code_challenge that is not 43 base64url characters, a state over 512 characters or not printable ASCII, a response_type other than code, a return_to, or a parameter given twice, or any of them on a link (linking from an app is not supported): checked before anything is created, no redirect",
 	},
 	{
 		Code: "invalid_request", Status: 401, Surface: "page",
@@ -58,6 +58,16 @@ var ErrorCodes = []ErrorCode{
 		Code: "return_to_not_allowed", Status: 400, Surface: "page",
 		Endpoints: "GET /, GET /auth/login, GET /auth/login/{provider}, GET /auth/link/{provider}",
 		When:      "return_to does not match redirects.allowed (after resolving a relative one against redirects.default), or is given twice",
+	},
+	{
+		Code: "invalid_client", Status: 400, Surface: "page",
+		Endpoints: "GET /auth/login/{provider} (native app)",
+		When:      "client_id is not one of native_apps; nothing is created, no redirect",
+	},
+	{
+		Code: "invalid_redirect_uri", Status: 400, Surface: "page",
+		Endpoints: "GET /auth/login/{provider} (native app)",
+		When:      "redirect_uri is not one registered for the client_id, spelled exactly (a loopback one on any port): an extra query or a fragment, another scheme, host, path or case; nothing is created, no redirect",
 	},
 	{
 		Code: "access_denied", Status: 403, Surface: "page",
@@ -108,7 +118,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "user_disabled", Status: 403, Surface: "page",
 		Endpoints: "GET /auth/callback/{provider}",
-		When:      "the identity's user is disabled by an operator (admin API); no session starts",
+		When:      "the identity's user is disabled by an operator (admin API); no session starts (a native app's login goes back to the app with error=access_denied instead)",
 	},
 	{
 		Code: "not_found", Status: 404, Surface: "page",
@@ -140,7 +150,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "invalid_request", Status: 400, Surface: "api",
 		Endpoints: "POST /auth/token, POST /auth/logout, POST|GET /auth/webhooks/kakao/unlink",
-		When:      "a token in the URL query (refresh_token, subject_token); body unparseable; a form parameter of /auth/token repeated (RFC 6749 §3.2); more than one refresh token (form field or cookie; the cookie is then cleared); token exchange: subject_token_type not id_token or no subject_token, unknown provider, provider without id_tokens (naver, oauth2); webhook without user_id, with it repeated, or with one that is not 1-20 decimal digits; any request whose input the database refuses as text (storage.ErrInvalid)",
+		When:      "a token in the URL query (refresh_token, subject_token, code, code_verifier); body unparseable; authorization_code without code, redirect_uri, client_id or code_verifier, or a code_verifier that is not 43-128 unreserved characters; a form parameter of /auth/token repeated (RFC 6749 §3.2); more than one refresh token (form field or cookie; the cookie is then cleared); token exchange: subject_token_type not id_token or no subject_token, unknown provider, provider without id_tokens (naver, oauth2); webhook without user_id, with it repeated, or with one that is not 1-20 decimal digits; any request whose input the database refuses as text (storage.ErrInvalid)",
 	},
 	{
 		Code: "invalid_request", Status: 413, Surface: "api",
@@ -155,7 +165,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "unsupported_grant_type", Status: 400, Surface: "api",
 		Endpoints: "POST /auth/token",
-		When:      "grant_type other than empty (cookie refresh), refresh_token or token-exchange",
+		When:      "grant_type other than empty (cookie refresh), refresh_token, token-exchange or authorization_code",
 	},
 	{
 		Code: "invalid_grant", Status: 401, Surface: "api",
@@ -164,8 +174,8 @@ var ErrorCodes = []ErrorCode{
 	},
 	{
 		Code: "invalid_grant", Status: 400, Surface: "api",
-		Endpoints:      "POST /auth/token (token exchange)",
-		When:           "the id_token failed verification, or was already exchanged",
+		Endpoints:      "POST /auth/token (token exchange, authorization_code)",
+		When:           "the id_token failed verification, or was already exchanged; a native app's broker code that is malformed, unknown, expired (60 s), already used (which also revokes the session it started), or presented with another client_id, redirect_uri or a code_verifier that does not match its challenge (any presentation uses the code up)",
 		ProviderCauses: "every invalid_id_token cause of the callback; also invalid_response from the JWKS endpoint (4xx)",
 	},
 	{

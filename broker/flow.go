@@ -46,6 +46,8 @@ type flowState struct {
 	LinkUser    string `json:"u,omitempty"` // set for linking: the signed-in user
 	LinkSession string `json:"l,omitempty"` // and the session that started the link
 	Expires     int64  `json:"e"`           // unix seconds; checked besides securecookie's own timestamp
+
+	Native *nativeRequest `json:"a,omitempty"` // an app's login (native.go); ReturnTo unused then
 }
 
 // pendingSignup is sealed into the signup cookie when a new identity has to
@@ -60,6 +62,8 @@ type pendingSignup struct {
 	ReturnTo string `json:"r"`
 	CSRF     string `json:"c"`
 	Expires  int64  `json:"e"`
+
+	Native *nativeRequest `json:"a,omitempty"` // an app's login (native.go)
 }
 
 func randomString(n int) string {

@@ -132,6 +132,10 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, link storage.
 	if !ok {
 		return &pageError{Status: http.StatusNotFound, Code: "unknown_provider"}
 	}
+	native, err := s.nativeStart(r, link.SessionID != "") // an app's login; nil for the web
+	if err != nil {
+		return err
+	}
 	raw, err := returnToParam(r)
 	if err != nil {
 		return err
@@ -148,7 +152,7 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, link storage.
 	f := flowState{
 		Provider: p.Info().Name, State: randomString(32), ReturnTo: returnTo,
 		LinkUser: link.UserID, LinkSession: link.SessionID,
-		Expires: s.now().Add(flowCookieTTL).Unix(),
+		Expires: s.now().Add(flowCookieTTL).Unix(), Native: native,
 	}
 	challenge := ""
 	if p.Info().PKCE {

@@ -130,6 +130,9 @@ func (s *Server) RunMaintenance(ctx context.Context, every time.Duration) {
 		if _, err := s.store.CleanupOnce(ctx, s.now()); err != nil && ctx.Err() == nil {
 			s.log.Warn("single-use values cleanup failed", "err", err)
 		}
+		if _, err := s.store.CleanupCodes(ctx, s.now(), nativeCodesKept); err != nil && ctx.Err() == nil {
+			s.log.Warn("native codes cleanup failed", "err", err)
+		}
 		if _, err := s.store.CleanupAudit(ctx, s.now().Add(-s.cfg.Audit.Retention)); err != nil && ctx.Err() == nil {
 			s.log.Warn("audit log cleanup failed", "err", err)
 		}

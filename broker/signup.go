@@ -30,7 +30,7 @@ func (s *Server) signupForm(w http.ResponseWriter, r *http.Request) error {
 // signupSubmit is POST /auth/signup: it checks the CSRF token and every
 // field, then creates the user and its identity in one transaction (which
 // also burns the signup cookie), and signs the user in.
-func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) (err error) {
 	if err := s.checkOrigin(r); err != nil {
 		return err
 	}
@@ -39,6 +39,7 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
 		return &pageError{Status: http.StatusBadRequest, Code: codeSignupExpired, Cause: err}
 	}
 	keepReturnTo(r, ps.ReturnTo)
+	defer func() { err = s.nativeFailure(w, r, ps.Native, err) }() // an app's signup: back to the app where RFC 6749 says so
 	if err := parseForm(w, r); err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: codeInvalidRequest, Cause: err}
 	}
@@ -90,7 +91,7 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.clearFlowCookie(w, s.signupCookie)
 	s.log.InfoContext(r.Context(), "signup", "user_id", userID, "provider", ps.Provider)
-	return s.signIn(w, r, userID, ps.Provider, ps.ReturnTo)
+	return s.signIn(w, r, userID, ps.Provider, ps.ReturnTo, ps.Native)
 }
 
 func identityProfile(ps pendingSignup) map[string]string {

@@ -43,7 +43,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkOrigin(r); err != nil {
 		return err
 	}
-	if r.URL.Query().Has("refresh_token") || r.URL.Query().Has("subject_token") {
+	if q := r.URL.Query(); q.Has("refresh_token") || q.Has("subject_token") || q.Has("code") || q.Has("code_verifier") {
 		return errBadRequest(codeInvalidRequest, "Tokens are not accepted in the URL.")
 	}
 	if err := parseForm(w, r); err != nil {
@@ -61,6 +61,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 		return s.refreshGrant(w, r, true)
 	case grantTokenExchange:
 		return s.tokenExchange(w, r)
+	case grantAuthorizationCode:
+		return s.codeGrant(w, r)
 	default:
 		return errBadRequest(codeUnsupportedGrantType, "This grant type is not supported.")
 	}

@@ -415,6 +415,11 @@ func TestBrowserLogin(t *testing.T) {
 	// Kakao, a new user: consent, signup form, then the demo.
 	b.login(env, loginURL, "kakao", "브라우저친구", true)
 	first := b.wantVerified("kakao login", "kakao", "브라우저친구")
+	// The demo lists where the user is signed in: this browser, current.
+	b.do("session list", chromedp.WaitVisible(`#sessions li.session`))
+	if txt := run(b, "session list text", chromedp.TextContent(`#sessions`)); !strings.Contains(txt, "this browser") || !strings.Contains(txt, "kakao") {
+		b.fail("session list", fmt.Errorf("#sessions = %q, want this browser's kakao session", txt))
+	}
 	b.screenshot("demo-verified")
 
 	// The refresh cookie as the browser keeps it: HttpOnly, SameSite=Lax,

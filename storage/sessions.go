@@ -269,6 +269,7 @@ type SignIn struct {
 	TokenHash []byte
 	Now       time.Time
 	ExpiresAt time.Time
+	Kind      string // web (default) or native
 }
 
 // SignIn finds the user of (provider, subject), stores the new grant and
@@ -277,7 +278,10 @@ type SignIn struct {
 // its user is disabled (nothing is written).
 func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
 	a := ActorOf(ctx)
-	sess := Session{ID: NewID(), IDP: in.Provider, Kind: "web", UserAgent: a.UserAgent, IP: a.IP,
+	if in.Kind == "" {
+		in.Kind = "web"
+	}
+	sess := Session{ID: NewID(), IDP: in.Provider, Kind: in.Kind, UserAgent: a.UserAgent, IP: a.IP,
 		CreatedAt: in.Now, LastUsedAt: in.Now, ExpiresAt: in.ExpiresAt}
 	var userID, sessID *string
 	// It locks the identity, then the user (FOR SHARE, so that a disable
@@ -295,7 +299,7 @@ func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
 			WHERE provider = $1 AND subject = $2 AND EXISTS (SELECT 1 FROM u)
 		), s AS (
 			INSERT INTO sessions (id, user_id, idp, created_at, last_used_at, expires_at, kind, user_agent, ip)
-			SELECT $4, u.id, $1, $5, $5, $6, 'web', NULLIF($9, ''), NULLIF($8, '') FROM u
+			SELECT $4, u.id, $1, $5, $5, $6, $11, NULLIF($9, ''), NULLIF($8, '') FROM u
 			RETURNING id, user_id
 		), t AS (
 			INSERT INTO refresh_tokens (hash, session_id, created_at)
@@ -305,7 +309,7 @@ func (s *Store) SignIn(ctx context.Context, in SignIn) (Session, error) {
 			SELECT $5, 'login', s.user_id, s.id, $1, NULLIF($8, ''), NULLIF($9, ''), $10 FROM s
 		)
 		SELECT (SELECT user_id FROM i), (SELECT id FROM s)`,
-			in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash, a.IP, a.UserAgent, a.Name).Scan(&userID, &sessID)
+			in.Provider, in.Subject, in.GrantEnc, sess.ID, in.Now, in.ExpiresAt, in.TokenHash, a.IP, a.UserAgent, a.Name, in.Kind).Scan(&userID, &sessID)
 	})
 	switch {
 	case err != nil:

@@ -124,14 +124,15 @@ func BrokerConfig(c *config.Config) broker.Config {
 		Tokens: broker.TokenConfig{AccessTTL: c.Tokens.AccessTTL, RefreshTTL: c.Tokens.RefreshTTL,
 			RefreshIdleTTL: c.Tokens.RefreshIdleTTL, ReuseGrace: c.Tokens.ReuseGrace, Audience: c.Tokens.Audience,
 			ProfileClaims: c.Tokens.ProfileClaims},
-		Keys:   broker.KeyConfig{EncryptionKey: c.Keys.EncryptionKey, JWKSMaxAge: c.Keys.JWKSMaxAge},
-		CORS:   broker.CORSConfig{AllowedOrigins: c.CORS.AllowedOrigins},
-		Limits: broker.LimitConfig{Login: c.Limits.Login, Callback: c.Limits.Callback, Token: c.Limits.Token, TrustedProxies: c.Limits.TrustedProxies},
-		Signup: broker.SignupConfig{Mode: c.Signup.Mode, Fields: c.Signup.Fields},
-		Admin:  broker.AdminConfig{Listen: c.Admin.Listen},
-		Events: broker.EventsConfig{Endpoints: eventEndpoints(c.Events.Endpoints), Retry: c.Events.Retry},
-		Audit:  broker.AuditConfig{Retention: c.Audit.Retention},
-		Demo:   c.Demo,
+		Keys:       broker.KeyConfig{EncryptionKey: c.Keys.EncryptionKey, JWKSMaxAge: c.Keys.JWKSMaxAge},
+		CORS:       broker.CORSConfig{AllowedOrigins: c.CORS.AllowedOrigins},
+		Limits:     broker.LimitConfig{Login: c.Limits.Login, Callback: c.Limits.Callback, Token: c.Limits.Token, TrustedProxies: c.Limits.TrustedProxies},
+		Signup:     broker.SignupConfig{Mode: c.Signup.Mode, Fields: c.Signup.Fields},
+		Admin:      broker.AdminConfig{Listen: c.Admin.Listen},
+		Events:     broker.EventsConfig{Endpoints: eventEndpoints(c.Events.Endpoints), Retry: c.Events.Retry},
+		Audit:      broker.AuditConfig{Retention: c.Audit.Retention},
+		Demo:       c.Demo,
+		NativeApps: c.NativeApps,
 	}
 }
 

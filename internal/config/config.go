@@ -23,6 +23,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/socialbroker/broker/internal/nativeapps"
 	"github.com/socialbroker/broker/internal/returnto"
 	"github.com/socialbroker/broker/internal/web"
 	"github.com/socialbroker/broker/providers"
@@ -47,6 +48,9 @@ type Config struct {
 	Log       Log
 	Demo      bool // serve the demo frontend at /demo/
 	Providers []providers.Config
+	// NativeApps are the apps signing in through the system browser
+	// (RFC 8252); nil when none is configured.
+	NativeApps *nativeapps.Registry
 
 	// Warnings are settings that work but are likely mistakes; serve logs
 	// each at start.
@@ -208,8 +212,9 @@ type file struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`
-	Demo      bool               `yaml:"demo"`
-	Providers []providers.Config `yaml:"providers"`
+	Demo       bool               `yaml:"demo"`
+	Providers  []providers.Config `yaml:"providers"`
+	NativeApps []nativeapps.Entry `yaml:"native_apps"`
 }
 
 // Load reads and validates the file at path.
@@ -579,6 +584,15 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 		}
 	}
 	c.Providers = f.Providers
+
+	// native_apps
+	if len(f.NativeApps) > 0 {
+		reg, probs := nativeapps.New(f.NativeApps)
+		for _, pr := range probs {
+			p.add(pr.Key, "%s", pr.Message)
+		}
+		c.NativeApps = reg
+	}
 	return c
 }
 

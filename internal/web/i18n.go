@@ -268,6 +268,14 @@ var errorCatalogue = map[string]map[string]errorText{
 		langKO: {"이동할 수 없는 주소예요", "로그인 후 돌아갈 주소가 허용된 주소가 아닙니다. 이용하시던 서비스로 돌아가 그곳에서 다시 로그인을 시작해 주세요."},
 		langEN: {"That return address isn't allowed", "The page you'd go back to after signing in isn't one we're allowed to send you to. Please go back to the app and start signing in from there."},
 	},
+	"invalid_client": {
+		langKO: {"등록되지 않은 앱이에요", "로그인을 요청한 앱이 이 서비스에 등록되어 있지 않습니다. 앱을 최신 버전으로 업데이트하거나 앱에서 다시 로그인을 시작해 주세요."},
+		langEN: {"This app isn't registered", "The app that started this sign-in isn't registered with this service. Please update the app, or start signing in from the app again."},
+	},
+	"invalid_redirect_uri": {
+		langKO: {"앱으로 돌아갈 수 없어요", "로그인 후 돌아갈 앱 주소가 등록된 주소가 아닙니다. 앱을 최신 버전으로 업데이트하거나 앱에서 다시 로그인을 시작해 주세요."},
+		langEN: {"We can't return you to the app", "The address to return to the app after signing in isn't registered. Please update the app, or start signing in from the app again."},
+	},
 	"unknown_provider": {
 		langKO: {"지원하지 않는 로그인 방법이에요", "선택하신 로그인 방법을 찾을 수 없습니다. 로그인 화면에서 다른 방법을 선택해 주세요."},
 		langEN: {"That sign-in option isn't available", "We couldn't find the sign-in option you chose. Please pick one on the sign-in page."},

@@ -19,6 +19,7 @@ function show(state, text) {
 function reset() {
   $('claims').textContent = '';
   $('profile').textContent = '';
+  $('sessions').replaceChildren();
 }
 
 function signedOut(text) {
@@ -98,6 +99,40 @@ async function profile() {
   }
 }
 
+// sessions lists GET /auth/sessions, each with a sign-out button (built
+// with DOM calls: nothing from the answer is parsed as HTML).
+async function sessions() {
+  const list = $('sessions');
+  list.replaceChildren();
+  const res = await auth.fetch('/auth/sessions');
+  if (!res.ok) {
+    list.textContent = `HTTP ${res.status}`;
+    return;
+  }
+  const { sessions: all = [] } = await res.json();
+  for (const s of all) {
+    const li = document.createElement('li');
+    li.className = 'session';
+    li.dataset.id = s.id;
+    const where = `${s.user_agent.browser || 'Unknown browser'} on ${s.user_agent.os || 'unknown OS'}`;
+    const text = document.createElement('span');
+    text.textContent = `${where} · ${s.idp} · ${s.kind} · last used ${new Date(s.last_used_at).toLocaleString()}${s.current ? ' · this browser' : ''}`;
+    li.append(text);
+    if (!s.current) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'btn btn-secondary session-revoke';
+      b.textContent = 'Sign out';
+      b.addEventListener('click', async () => {
+        const r = await auth.fetch(`/auth/sessions/${encodeURIComponent(s.id)}`, { method: 'DELETE' });
+        if (r.ok) li.remove();
+      });
+      li.append(b);
+    }
+    list.append(li);
+  }
+}
+
 async function load() {
   if (loading) return;
   loading = true;
@@ -120,6 +155,7 @@ async function load() {
     $('claims').textContent = JSON.stringify(claims, null, 2);
 
     $('profile').textContent = await profile();
+    await sessions();
   } catch (err) {
     show('bad', `error: ${err.message}`);
   } finally {
