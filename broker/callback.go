@@ -47,7 +47,10 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return &pageError{Status: http.StatusBadRequest, Code: "invalid_state", Cause: err}
 	}
-	q := r.URL.Query()
+	q, posted, err := s.callbackParams(w, r)
+	if err != nil {
+		return err
+	}
 	name := r.PathValue("provider")
 	state, ok := queryParam(q, "state")
 	if !ok || f.Provider != name || state == "" || !equalStrings(state, f.State) {
@@ -64,7 +67,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	if e := authErr; e != "" {
 		code := providers.CodeProviderError
-		if e == "access_denied" || e == "consent_required" || e == "login_required" {
+		if e == "access_denied" || e == "consent_required" || e == "login_required" || e == "user_cancelled_authorize" {
 			code = providers.CodeAccessDenied
 		}
 		s.metrics.logins.WithLabelValues(name, code).Inc()
@@ -88,7 +91,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
 	defer cancel()
-	id, err := p.Exchange(ctx, providers.Exchange{Code: code, CodeVerifier: f.Verifier, Nonce: f.Nonce, State: f.State})
+	id, err := p.Exchange(ctx, providers.Exchange{Code: code, CodeVerifier: f.Verifier, Nonce: f.Nonce, State: f.State, Posted: posted})
 	if err == nil {
 		id, err = providers.Clean(id)
 	}
