@@ -127,7 +127,9 @@ func (appleDialect) authorizeParams(_ *Emulator, q url.Values, req *authRequest)
 	return nil
 }
 
-func (appleDialect) newCode() string    { return "c" + strings.ToLower(randAlnum(32)) + ".0.nrq." + randToken(16) }
+func (appleDialect) newCode() string {
+	return "c" + strings.ToLower(randAlnum(32)) + ".0.nrq." + randToken(16)
+}
 func (appleDialect) denied() string     { return "" }
 func (appleDialect) deniedCode() string { return "user_cancelled_authorize" }
 
@@ -233,8 +235,12 @@ func (e *Emulator) checkAppleSecret(secret, clientID string) error {
 }
 
 func (appleDialect) rotateRefresh(*grant, time.Time) bool { return false }
-func (appleDialect) newAccessToken() string               { return "a" + strings.ToLower(randAlnum(32)) + ".0.nrq." + randToken(16) }
-func (appleDialect) newRefreshToken() string              { return "r" + strings.ToLower(randAlnum(32)) + ".0.nrq." + randToken(16) }
+func (appleDialect) newAccessToken() string {
+	return "a" + strings.ToLower(randAlnum(32)) + ".0.nrq." + randToken(16)
+}
+func (appleDialect) newRefreshToken() string {
+	return "r" + strings.ToLower(randAlnum(32)) + ".0.nrq." + randToken(16)
+}
 
 func (appleDialect) tokenError(k tokenErrKind, _ string) (int, map[string]any) {
 	switch k {

@@ -76,26 +76,26 @@ type paths struct {
 // overrides what differs.
 type standard struct{}
 
-func (standard) oidc() bool                                              { return false }
-func (standard) korean() bool                                            { return false }
-func (standard) jsonContentType() string                                 { return "application/json; charset=utf-8" }
-func (standard) checkUser(User) error                                    { return nil }
-func (standard) pkceMethods() []string                                   { return []string{"S256"} }
-func (standard) newCode() string                                         { return randToken(32) }
-func (standard) newAccessToken() string                                  { return randToken(32) }
-func (standard) newRefreshToken() string                                 { return randToken(40) }
-func (standard) accessTTL() time.Duration                                { return time.Hour }
-func (standard) refreshTTL() time.Duration                               { return 180 * 24 * time.Hour }
-func (standard) tokenMethods() []string                                  { return []string{http.MethodPost} }
-func (standard) tokenForm(r *http.Request) url.Values                    { return r.PostForm }
-func (standard) withRefresh(*grant) bool                                 { return true }
-func (standard) rotateRefresh(*grant, time.Time) bool                    { return true }
-func (standard) userinfoMethods() []string                               { return []string{http.MethodGet, http.MethodPost} }
-func (standard) discovery(*Emulator, map[string]any)                     {}
-func (standard) routes(*Emulator, *http.ServeMux)                        {}
-func (standard) idTokenClaims(map[string]any, *grant, string, time.Time) {}
-func (standard) setup(*Emulator) error                                   { return nil }
-func (standard) deniedCode() string                                      { return "access_denied" }
+func (standard) oidc() bool                                               { return false }
+func (standard) korean() bool                                             { return false }
+func (standard) jsonContentType() string                                  { return "application/json; charset=utf-8" }
+func (standard) checkUser(User) error                                     { return nil }
+func (standard) pkceMethods() []string                                    { return []string{"S256"} }
+func (standard) newCode() string                                          { return randToken(32) }
+func (standard) newAccessToken() string                                   { return randToken(32) }
+func (standard) newRefreshToken() string                                  { return randToken(40) }
+func (standard) accessTTL() time.Duration                                 { return time.Hour }
+func (standard) refreshTTL() time.Duration                                { return 180 * 24 * time.Hour }
+func (standard) tokenMethods() []string                                   { return []string{http.MethodPost} }
+func (standard) tokenForm(r *http.Request) url.Values                     { return r.PostForm }
+func (standard) withRefresh(*grant) bool                                  { return true }
+func (standard) rotateRefresh(*grant, time.Time) bool                     { return true }
+func (standard) userinfoMethods() []string                                { return []string{http.MethodGet, http.MethodPost} }
+func (standard) discovery(*Emulator, map[string]any)                      {}
+func (standard) routes(*Emulator, *http.ServeMux)                         {}
+func (standard) idTokenClaims(map[string]any, *grant, string, time.Time)  {}
+func (standard) setup(*Emulator) error                                    { return nil }
+func (standard) deniedCode() string                                       { return "access_denied" }
 func (standard) approved(*Emulator, *authRequest, User, bool, url.Values) {}
 
 // authenticateClient: client_secret_post, client_id and (when the
