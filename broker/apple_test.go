@@ -528,4 +528,3 @@ func TestAppleNativeExchange(t *testing.T) {
 	}
 	checkLogs(t, env, code, idt, tb.RefreshToken)
 }
-
