@@ -1,5 +1,5 @@
 // Package providers turns configured identity providers (Kakao, Naver, Google,
-// any OpenID Connect issuer, any OAuth2 server with a JSON userinfo endpoint)
+// Apple, any OpenID Connect issuer, any OAuth2 server with a JSON userinfo endpoint)
 // into one small interface the broker drives during the server-side
 // authorization-code flow.
 //

@@ -1,6 +1,6 @@
 // Package fakeidp runs strict, in-process emulators of the identity providers
-// the broker talks to (Kakao, Naver, Google, a generic OpenID Connect provider
-// and a Gitea-like OAuth2 server). Each emulator is a real HTTP server on
+// the broker talks to (Kakao, Naver, Google, Apple, a generic OpenID Connect
+// provider and a Gitea-like OAuth2 server). Each emulator is a real HTTP server on
 // loopback that speaks the provider's wire format, including its quirks and its
 // error shapes, and refuses everything the real provider refuses: unknown
 // client_id, unregistered redirect_uri, replayed or expired codes, bad PKCE
@@ -8,7 +8,7 @@
 //
 // Layout: the shared machinery (emulator.go, authorize.go, token.go,
 // resource.go, idtoken.go, bodyfaults.go) speaks one dialect per provider,
-// one file each (kakao.go, naver.go, google.go, oidc.go, oauth2.go: paths,
+// one file each (kakao.go, naver.go, google.go, apple.go, oidc.go, oauth2.go: paths,
 // scopes, consent and error pages, token and userinfo JSON, error shapes,
 // and the broker config entry, see ProviderConfig). A new provider is one
 // dialect file.
