@@ -75,8 +75,10 @@ func (s *Server) formPostCallback(w http.ResponseWriter, r *http.Request) error 
 	}
 	fp, ok := p.(providers.FormPostReader)
 	if !ok || !fp.FormPost() {
+		// As for any method a route does not serve: not logged as a failure.
 		w.Header().Set("Allow", "GET, HEAD")
-		return &pageError{Status: http.StatusMethodNotAllowed, Code: codeMethodNotAllowed}
+		s.pages.Error(w, r, http.StatusMethodNotAllowed, string(codeMethodNotAllowed))
+		return nil
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
