@@ -74,19 +74,16 @@ func (s *Server) providerNotification(w http.ResponseWriter, r *http.Request) er
 	}
 	n, err := recv.ReadNotification(r)
 	if err != nil {
-		return errBadRequest(codeInvalidRequest, err.Error())
+		return notificationError(err)
 	}
 	name := recv.(providers.Provider).Info().Name
 	ctx, cancel := context.WithTimeout(r.Context(), 2500*time.Millisecond)
 	defer cancel()
 	a := storage.ActorOf(ctx)
 	a.Name = "provider"
-	found, deleted, err := s.store.RemoveIdentity(storage.WithActor(ctx, a), name, n.Subject, s.now())
-	if err != nil {
+	if err := s.applyNotification(storage.WithActor(ctx, a), name, hook, n); err != nil {
 		return err
 	}
-	s.log.InfoContext(ctx, "provider notification", "provider", name, "hook", hook, "event", n.Event, "known", found, "user_deleted", deleted,
-		"detail", logSafe(n.Detail, 32))
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	return nil
 }

@@ -55,7 +55,10 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.clearFlowCookie(w, s.stateCookie)
 	keepReturnTo(r, f.ReturnTo)
-	q := r.URL.Query()
+	q, posted, err := s.callbackParams(w, r)
+	if err != nil {
+		return err
+	}
 	name := r.PathValue("provider")
 	state, ok := queryParam(q, "state")
 	if !ok || f.Provider != name || state == "" || !equalStrings(state, f.State) {
@@ -72,7 +75,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	if e := authErr; e != "" {
 		code := providers.CodeProviderError
-		if e == "access_denied" || e == "consent_required" || e == "login_required" {
+		if e == "access_denied" || e == "consent_required" || e == "login_required" || e == "user_cancelled_authorize" {
 			code = providers.CodeAccessDenied
 		}
 		s.metrics.logins.WithLabelValues(name, code).Inc()
@@ -96,7 +99,7 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), providerDeadline)
 	defer cancel()
-	id, err := p.Exchange(ctx, providers.Exchange{Code: code, CodeVerifier: f.Verifier, Nonce: f.Nonce, State: f.State})
+	id, err := p.Exchange(ctx, providers.Exchange{Code: code, CodeVerifier: f.Verifier, Nonce: f.Nonce, State: f.State, Posted: posted})
 	if err == nil {
 		id, err = providers.Clean(id)
 	}

@@ -31,8 +31,8 @@ var ErrorCodes = []ErrorCode{
 	// /auth/signup. The page shows the code and plain words in ko or en.
 	{
 		Code: "invalid_request", Status: 400, Surface: "page",
-		Endpoints: "GET /auth/callback/{provider}, POST /auth/signup, GET /auth/login/{provider} (native app), GET /auth/link/{provider}",
-		When:      "callback without a code (or a code over 2048 bytes), or with code or error given twice; signup form body unparseable or over 64 KiB; any page whose input the database refuses as text (storage.ErrInvalid); a native app's login start (client_id, redirect_uri, code_challenge or code_challenge_method present) with code_challenge_method missing or not S256 (plain is refused), a code_challenge that is not 43 base64url characters, a state over 512 characters or not printable ASCII, a response_type other than code, a return_to, or a parameter given twice, or any of them on a link (linking from an app is not supported): checked before anything is created, no redirect",
+		Endpoints: "GET and POST /auth/callback/{provider}, POST /auth/signup, GET /auth/login/{provider} (native app), GET /auth/link/{provider}",
+		When:      "callback without a code (or a code over 2048 bytes), or with code or error given twice; a form_post callback (Apple) whose body is unparseable or over 64 KiB, with state, code or error given twice, without a code or an error, with a code over 1024 bytes, or with a user field that is not Apple's JSON; a form_post continuation with other parameters; signup form body unparseable or over 64 KiB; any page whose input the database refuses as text (storage.ErrInvalid); a native app's login start (client_id, redirect_uri, code_challenge or code_challenge_method present) with code_challenge_method missing or not S256 (plain is refused), a code_challenge that is not 43 base64url characters, a state over 512 characters or not printable ASCII, a response_type other than code, a return_to, or a parameter given twice, or any of them on a link (linking from an app is not supported): checked before anything is created, no redirect",
 	},
 	{
 		Code: "invalid_request", Status: 401, Surface: "page",
@@ -46,12 +46,12 @@ var ErrorCodes = []ErrorCode{
 	},
 	{
 		Code: "invalid_state", Status: 400, Surface: "page",
-		Endpoints: "GET /auth/callback/{provider}",
-		When:      "state cookie missing, duplicated, forged or older than 10 minutes; cookie for another provider; state parameter missing, different or given twice; state already used (replay)",
+		Endpoints: "GET and POST /auth/callback/{provider}",
+		When:      "state cookie missing, duplicated, forged or older than 10 minutes; cookie for another provider; state parameter missing, different or given twice; state already used (replay, also a replayed form_post); a form_post without state; the form_post continuation (?form_post=1) without its sealed values, or after 60 s",
 	},
 	{
 		Code: "unknown_provider", Status: 404, Surface: "page",
-		Endpoints: "GET /auth/login/{provider}, GET /auth/link/{provider}, GET /auth/callback/{provider}",
+		Endpoints: "GET /auth/login/{provider}, GET /auth/link/{provider}, GET and POST /auth/callback/{provider}",
 		When:      "no configured provider has that name (the callback checks the state cookie first, so without one it answers invalid_state)",
 	},
 	{
@@ -72,8 +72,8 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "access_denied", Status: 403, Surface: "page",
 		Endpoints:      "GET /auth/callback/{provider}",
-		When:           "the provider redirected back with error=access_denied, consent_required or login_required",
-		ProviderCauses: "user pressed cancel / refused consent at Kakao, Naver, Google or any OIDC/OAuth2 provider",
+		When:           "the provider redirected back with error=access_denied, consent_required or login_required, or posted error=user_cancelled_authorize (Apple)",
+		ProviderCauses: "user pressed cancel / refused consent at Kakao, Naver, Google, Apple or any OIDC/OAuth2 provider",
 	},
 	{
 		Code: "invalid_grant", Status: 400, Surface: "page",
@@ -128,11 +128,11 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "method_not_allowed", Status: 405, Surface: "page",
 		Endpoints: "any page path, with a method its route does not serve",
-		When:      "e.g. POST /auth/login/{provider}; the Allow header lists the methods that work",
+		When:      "e.g. POST /auth/login/{provider}, or POST /auth/callback/{provider} of a provider that does not call back with form_post; the Allow header lists the methods that work",
 	},
 	{
 		Code: "rate_limited", Status: 429, Surface: "page",
-		Endpoints: "GET /auth/login/{provider}, GET /auth/link/{provider}, GET /auth/callback/{provider}",
+		Endpoints: "GET /auth/login/{provider}, GET /auth/link/{provider}, GET and POST /auth/callback/{provider}",
 		When:      "limits.per_minute.login (login and link) or .callback exceeded for the client address; Retry-After in seconds",
 	},
 	{
@@ -149,8 +149,8 @@ var ErrorCodes = []ErrorCode{
 	// API: JSON {"error","error_description"}, Cache-Control: no-store.
 	{
 		Code: "invalid_request", Status: 400, Surface: "api",
-		Endpoints: "POST /auth/token, POST /auth/logout, POST|GET /auth/webhooks/kakao/unlink",
-		When:      "a token in the URL query (refresh_token, subject_token, code, code_verifier); body unparseable; authorization_code without code, redirect_uri, client_id or code_verifier, or a code_verifier that is not 43-128 unreserved characters; a form parameter of /auth/token repeated (RFC 6749 §3.2); more than one refresh token (form field or cookie; the cookie is then cleared); token exchange: subject_token_type not id_token or no subject_token, unknown provider, provider without id_tokens (naver, oauth2); webhook without user_id, with it repeated, or with one that is not 1-20 decimal digits; any request whose input the database refuses as text (storage.ErrInvalid)",
+		Endpoints: "POST /auth/token, POST /auth/logout, POST|GET /auth/webhooks/kakao/unlink, POST /auth/webhooks/apple/{name}",
+		When:      "a token in the URL query (refresh_token, subject_token, code, code_verifier); body unparseable; authorization_code without code, redirect_uri, client_id or code_verifier, or a code_verifier that is not 43-128 unreserved characters; a form parameter of /auth/token repeated (RFC 6749 §3.2); more than one refresh token (form field or cookie; the cookie is then cleared); token exchange: subject_token_type not id_token or no subject_token, unknown provider, provider without id_tokens (naver, oauth2), an authorization_code for a provider that takes none or over 2048 bytes; webhook without user_id, with it repeated, or with one that is not 1-20 decimal digits; Apple notification whose body is not {\"payload\":\"<JWS>\"}, whose JWS does not verify against Apple's JWKS, whose iss is not the issuer or aud not client_id or accept_audiences, without iat or with one in the future, expired (exp passed, or older than 72 h without exp), or whose events claim is not an event object with type and sub; any request whose input the database refuses as text (storage.ErrInvalid)",
 	},
 	{
 		Code: "invalid_request", Status: 413, Surface: "api",
@@ -175,7 +175,7 @@ var ErrorCodes = []ErrorCode{
 	{
 		Code: "invalid_grant", Status: 400, Surface: "api",
 		Endpoints:      "POST /auth/token (token exchange, authorization_code)",
-		When:           "the id_token failed verification, or was already exchanged; a native app's broker code that is malformed, unknown, expired (60 s), already used (which also revokes the session it started), or presented with another client_id, redirect_uri or a code_verifier that does not match its challenge (any presentation uses the code up)",
+		When:           "the id_token failed verification, or was already exchanged; the exchange's authorization_code (Apple) was refused: spent, expired, of another client or its id_token of another subject; a native app's broker code that is malformed, unknown, expired (60 s), already used (which also revokes the session it started), or presented with another client_id, redirect_uri or a code_verifier that does not match its challenge (any presentation uses the code up)",
 		ProviderCauses: "every invalid_id_token cause of the callback; also invalid_response from the JWKS endpoint (4xx)",
 	},
 	{
@@ -190,8 +190,8 @@ var ErrorCodes = []ErrorCode{
 	},
 	{
 		Code: "temporarily_unavailable", Status: 503, Surface: "api",
-		Endpoints: "every API endpoint that reads or writes the database; POST /auth/token also when no signing key is active",
-		When:      "the database is unreachable, no signing key is loaded, or (token exchange) the provider's keys could not be fetched; Retry-After: 5",
+		Endpoints: "every API endpoint that reads or writes the database; POST /auth/token also when no signing key is active; POST /auth/webhooks/apple/{name}",
+		When:      "the database is unreachable, no signing key is loaded, (token exchange) the provider's keys could not be fetched or the authorization_code could not be redeemed (provider down), or (Apple notification) Apple's JWKS could not be fetched; Retry-After: 5",
 	},
 	{
 		Code: "rate_limited", Status: 429, Surface: "api",
@@ -220,8 +220,8 @@ var ErrorCodes = []ErrorCode{
 	},
 	{
 		Code: "invalid_client", Status: 401, Surface: "api",
-		Endpoints: "POST|GET /auth/webhooks/kakao/unlink",
-		When:      "Authorization is not exactly `KakaoAK <admin_key>` of a configured kakao provider",
+		Endpoints: "POST|GET /auth/webhooks/kakao/unlink, POST /auth/webhooks/apple/{name}",
+		When:      "Authorization is not exactly `KakaoAK <admin_key>` of a configured kakao provider; for Apple, no apple provider has that name",
 	},
 	{
 		Code: "server_error", Status: 500, Surface: "api",

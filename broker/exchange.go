@@ -78,13 +78,19 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	grantEnc, err := s.nativeGrant(ctx, p, &id, f)
+	if err != nil {
+		return err
+	}
 	userID, err := s.store.IdentityUser(r.Context(), id.Provider, id.Subject)
 	if errors.Is(err, storage.ErrNotFound) {
 		if s.cfg.Signup.Mode != "auto" {
 			return &apiError{Status: http.StatusForbidden, Code: "signup_required",
 				Description: "This account has not signed up yet: complete the signup in the browser first."}
 		}
-		userID, err = s.createUser(r.Context(), profileOf(id), storage.Identity{Provider: id.Provider, Subject: id.Subject, Profile: profileOf(id)}, nil)
+		userID, err = s.createUser(r.Context(), profileOf(id), storage.Identity{Provider: id.Provider, Subject: id.Subject, Profile: profileOf(id), GrantEnc: grantEnc}, nil)
+	} else if err == nil && grantEnc != nil {
+		err = s.store.SetIdentityGrant(r.Context(), id.Provider, id.Subject, grantEnc)
 	}
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /auth/login/{provider}", s.page(s.loginStart))
 	mux.Handle("GET /auth/link/{provider}", s.page(s.linkStart))
 	mux.Handle("GET /auth/callback/{provider}", s.page(s.callback))
+	mux.Handle("POST /auth/callback/{provider}", s.page(s.formPostCallback)) // form_post providers only (Apple)
 	mux.Handle("GET /auth/signup", s.page(s.signupForm))
 	mux.Handle("POST /auth/signup", s.page(s.signupSubmit))
 
@@ -31,6 +32,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("DELETE /auth/sessions/{id}", s.api(s.revokeSession))
 	mux.Handle("POST /auth/webhooks/kakao/unlink", s.api(s.providerNotification)) // read by the kakao preset
 	mux.Handle("GET /auth/webhooks/kakao/unlink", s.api(s.providerNotification))
+	mux.Handle("POST /auth/webhooks/apple/{name}", s.api(s.providerNotification)) // read by the apple preset
 
 	// Public documents, served from memory.
 	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)

@@ -1,5 +1,5 @@
 // Package providers turns configured identity providers (Kakao, Naver, Google,
-// any OpenID Connect issuer, any OAuth2 server with a JSON userinfo endpoint)
+// Apple, any OpenID Connect issuer, any OAuth2 server with a JSON userinfo endpoint)
 // into one small interface the broker drives during the server-side
 // authorization-code flow.
 //
@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"time"
 )
 
 // Identity is what a provider says about the person who just logged in.
@@ -38,6 +40,10 @@ type Identity struct {
 type Grant struct {
 	AccessToken  string
 	RefreshToken string
+	// ClientID is the client the grant was issued to when it is not the
+	// provider's client_id (Apple: a bundle ID, for codes of a native app);
+	// revoking it needs that client's credentials.
+	ClientID string `json:",omitempty"`
 }
 
 // Exchange carries what the callback knows when it trades a code.
@@ -46,6 +52,9 @@ type Exchange struct {
 	CodeVerifier string // PKCE verifier; empty when the provider does not use PKCE
 	Nonce        string // expected id_token nonce; empty when none was sent
 	State        string // the login's state (Naver wants it on the token request)
+	// Posted is what FormPostReader.ReadFormPost kept from a form_post
+	// callback (Apple's first-authorization name); nil otherwise.
+	Posted map[string]string
 }
 
 // Info is what the broker knows about a provider without asking it: fixed
@@ -105,31 +114,72 @@ type Revoker interface {
 }
 
 // NotificationReceiver is implemented by providers that call the broker
-// back about their users (Kakao's unlink webhook). The broker serves
-// /auth/webhooks/{Hook}, finds the receiver that Authenticates the request,
-// parses the form, then reads the notification.
+// back about their users (Kakao's unlink webhook, Apple's server-to-server
+// notifications). The broker serves /auth/webhooks/{Hook}, finds the
+// receiver that Authenticates the request, parses the form, then reads the
+// notification.
 type NotificationReceiver interface {
-	// Hook is the path under /auth/webhooks/ the provider calls, e.g. "kakao/unlink".
+	// Hook is the path under /auth/webhooks/ the provider calls, e.g.
+	// "kakao/unlink" or "apple/{name}".
 	Hook() string
 	// Authenticates reports whether r carries this provider's credentials
-	// (compared in constant time). It reads no body.
+	// (compared in constant time). It reads no body. A provider whose
+	// notifications are signed in the body (Apple) answers true for its own
+	// hook: ReadNotification then checks the signature.
 	Authenticates(r *http.Request) bool
 	// ReadNotification reads an authenticated request whose form has been
 	// parsed. An error is the provider's mistake; its text is a short
-	// description fit for the answer.
+	// description fit for the answer. A *Error with CodeProviderError or
+	// CodeProviderTimeout is ours instead (the provider's keys could not be
+	// fetched): the provider should try again later.
 	ReadNotification(r *http.Request) (Notification, error)
 }
 
 // Notification is what a provider told the broker about one of its users.
 type Notification struct {
 	Subject string // the provider's subject of the user
-	Event   string // NotificationUnlinked
-	Detail  string // a note for the log as sent (Kakao's referrer_type): the caller makes it log-safe
+	Event   string // NotificationUnlinked, NotificationProfile, or "" (nothing to do)
+	Detail  string // a note for the log as sent (Kakao's referrer_type, Apple's event type): the caller makes it log-safe
+	// Profile holds, for NotificationProfile, the identity's profile
+	// values that changed.
+	Profile map[string]string
+	// At is when the event happened at the provider (zero: not said). A
+	// profile change older than the last one applied changes nothing.
+	At time.Time
 }
 
-// NotificationUnlinked: the user left the app at the provider; the identity
-// goes and the user's sessions end.
-const NotificationUnlinked = "unlinked"
+// The notifications a provider may send.
+const (
+	// NotificationUnlinked: the user left the app at the provider; the
+	// identity goes and the user's sessions end.
+	NotificationUnlinked = "unlinked"
+	// NotificationProfile: the provider's profile of the user changed
+	// (Apple's email-disabled / email-enabled).
+	NotificationProfile = "profile"
+)
+
+// FormPostReader is implemented by providers that can call back with a
+// cross-site POST (response_mode=form_post: Apple when scopes are asked).
+// The broker keeps what ReadFormPost returns sealed until the exchange,
+// which gets it as Exchange.Posted.
+type FormPostReader interface {
+	// FormPost reports whether this provider, as configured, calls back
+	// with a POST.
+	FormPost() bool
+	// ReadFormPost picks from the posted form what the exchange needs
+	// beyond code and state (Apple's first-authorization name). A malformed
+	// value is an error whose text is fit for the log (never the value).
+	ReadFormPost(form url.Values) (map[string]string, error)
+}
+
+// NativeCodeRedeemer is implemented by providers whose native SDK hands the
+// app a one-time authorization code beside the id_token (Apple). id is the
+// identity of the exchanged id_token, as VerifyIDToken returned it; the
+// grant the code is redeemed for belongs to the same subject and is kept
+// so that it can be revoked later.
+type NativeCodeRedeemer interface {
+	RedeemNativeCode(ctx context.Context, id Identity, code string) (Grant, error)
+}
 
 // Stable error codes. They are shown to users (through a plain-language page)
 // and to API clients; the cause stays in the logs.

@@ -75,6 +75,10 @@ type Options struct {
 	TLS           bool          // serve over HTTPS (an https issuer, Secure cookies); Client trusts the test certificate
 	NoDemo        bool          // serve without the demo frontend (demo: false, serve's default)
 	ProfileClaims []string      // tokens.profile_claims
+	// EmulatorHosts names, per kind, the host in that emulator's URLs
+	// (fakeidp.Options.Host): "localhost" puts it on another site than the
+	// broker at 127.0.0.1.
+	EmulatorHosts map[string]string
 }
 
 // Env is a running broker.
@@ -100,6 +104,7 @@ var Users = map[string]fakeidp.User{
 	"google": {Subject: "104857600000000000001", Email: "dev@gmail.example", EmailVerified: true, Name: "Dev User", Nickname: "Dev"},
 	"oidc":   {Subject: "acme-user-1", Email: "a@acme.example", EmailVerified: true, Name: "Acme User"},
 	"oauth2": {Subject: "12345678901234567890", Email: "g@git.example", Nickname: "gitter", Name: "Git Ter"},
+	"apple":  {Subject: "001234.5f1c2e3d4b5a69788796a5b4c3d2e1f0.1234", Email: "q8x2k7m4pz@privaterelay.appleid.com", EmailVerified: true, Name: "Alex Appleseed"},
 }
 
 // New starts a broker for t; everything stops at cleanup.
@@ -144,6 +149,7 @@ func New(t testing.TB, o Options) *Env {
 			AdminKey: "kakao-admin-key", RedirectURIs: []string{issuer + "/auth/callback/" + kind},
 			ExtraAudiences: []string{kind + "-native"}, User: Users[kind], Now: o.Clock.Now,
 			AttackerEndpoints: true, // forged id_tokens name them
+			Host:              o.EmulatorHosts[kind],
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -1,5 +1,5 @@
 // Command broker-dev is the one-command local demo: a throwaway Postgres,
-// emulated Kakao, Naver and Google on loopback, and the broker with its demo
+// emulated Kakao, Naver, Google and Apple on loopback, and the broker with its demo
 // frontend. It lives apart from cmd/broker so that the emulators never ship
 // in the broker binary.
 //
@@ -46,7 +46,7 @@ func main() {
 }
 
 // run starts a throwaway Postgres (unless DATABASE_URL is set), emulated
-// Kakao, Naver and Google providers on loopback, and the broker with the
+// Kakao, Naver, Google and Apple providers on loopback, and the broker with the
 // demo frontend, until ctx ends.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("broker-dev", flag.ContinueOnError)
@@ -88,6 +88,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			User: fakeidp.User{Subject: "Vv7C1QbWx3nJ5dHqL0aYs9", Nickname: "네이버친구", Email: "friend@naver.example"}},
 		{Kind: fakeidp.Google, ClientID: "dev-google.apps.example", ClientSecret: "dev-google-secret",
 			User: fakeidp.User{Subject: "104857600000000000001", Email: "dev@gmail.example", EmailVerified: true, Name: "Dev User", Nickname: "Dev"}},
+		// Apple on "localhost", another site than the broker at 127.0.0.1:
+		// its form_post callback arrives cross-site, as from Apple.
+		{Kind: fakeidp.Apple, ClientID: "dev.example.web", ExtraAudiences: []string{"dev.example.app"}, Host: "localhost",
+			User: fakeidp.User{Subject: "001234.5f1c2e3d4b5a69788796a5b4c3d2e1f0.1234", Email: "dev@privaterelay.appleid.com", EmailVerified: true, Name: "Dev Appleseed"}},
 	}
 	var entries []map[string]any
 	for _, o := range emus {
@@ -137,7 +141,7 @@ providers:
 	}
 	defer a.Close()
 	return a.Serve(ctx, func(addr string) {
-		fmt.Fprintf(stdout, "\nbroker-dev is running.\n  open   %s/demo/   (the demo frontend; sign in with the emulated Kakao, Naver or Google)\n  login  %s/auth/login\n  stop   Ctrl-C\n\n", issuer, issuer)
+		fmt.Fprintf(stdout, "\nbroker-dev is running.\n  open   %s/demo/   (the demo frontend; sign in with the emulated Kakao, Naver, Google or Apple)\n  login  %s/auth/login\n  stop   Ctrl-C\n\n", issuer, issuer)
 	})
 }
 

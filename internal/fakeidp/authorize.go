@@ -8,6 +8,7 @@ import (
 	"html"
 	"html/template"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -31,6 +32,7 @@ type authRequest struct {
 	method      string // "S256" or "plain" when challenge is set
 	scopes      []string
 	offline     bool // Google access_type=offline
+	formPost    bool // response_mode=form_post: the callback is a POSTed form
 	created     time.Time
 }
 
@@ -63,7 +65,7 @@ func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			e.renderError(w, aerr)
 			return
 		}
-		e.redirectError(w, r, req.redirectURI, req.state, aerr.code, aerr.desc)
+		e.redirectError(w, r, req, aerr.code, aerr.desc)
 		return
 	}
 	id := randToken(24)
@@ -196,46 +198,68 @@ func (e *Emulator) handleConsent(w http.ResponseWriter, r *http.Request) {
 		code := e.d.newCode()
 		e.mu.Lock()
 		e.codes[code] = &authCode{req: req, user: u, issued: now, authTime: now}
-		if _, linked := e.linked[u.Subject]; !linked {
+		_, linked := e.linked[u.Subject]
+		if !linked {
 			e.linked[u.Subject] = now
 		}
 		e.mu.Unlock()
-		target, err := url.Parse(req.redirectURI)
-		if err != nil {
-			http.Error(w, "emulator: bad redirect URI", http.StatusInternalServerError)
-			return
-		}
-		v := target.Query()
-		v.Set("code", code)
+		v := url.Values{"code": {code}}
 		if req.state != "" {
 			v.Set("state", req.state)
 		}
-		target.RawQuery = v.Encode()
-		http.Redirect(w, r, target.String(), http.StatusFound)
+		e.d.approved(e, req, u, !linked, v)
+		e.callBack(w, r, req, v)
 	case "deny":
-		desc := e.d.denied()
-		e.redirectError(w, r, req.redirectURI, req.state, "access_denied", desc)
+		e.redirectError(w, r, req, e.d.deniedCode(), e.d.denied())
 	default:
 		http.Error(w, "emulator: action must be approve or deny", http.StatusBadRequest)
 	}
 }
 
-func (e *Emulator) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, code, desc string) {
-	target, err := url.Parse(redirectURI)
+func (e *Emulator) redirectError(w http.ResponseWriter, r *http.Request, req *authRequest, code, desc string) {
+	v := url.Values{"error": {code}}
+	if desc != "" {
+		v.Set("error_description", desc)
+	}
+	if req.state != "" {
+		v.Set("state", req.state)
+	}
+	e.callBack(w, r, req, v)
+}
+
+// callBack sends the browser back to the client with v: a redirect with v
+// in the query, or, for response_mode=form_post, a page whose form POSTs v
+// to the redirect URI (submitted by a small script, or by hand).
+func (e *Emulator) callBack(w http.ResponseWriter, r *http.Request, req *authRequest, v url.Values) {
+	target, err := url.Parse(req.redirectURI)
 	if err != nil {
 		http.Error(w, "emulator: bad redirect URI", http.StatusInternalServerError)
 		return
 	}
-	v := target.Query()
-	v.Set("error", code)
-	if desc != "" {
-		v.Set("error_description", desc)
+	if req.formPost {
+		p := formPostData{Action: req.redirectURI, Script: formPostScript}
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			p.Fields = append(p.Fields, formField{Name: k, Value: v.Get(k)})
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = formPostTmpl.Execute(w, p)
+		return
 	}
-	if state != "" {
-		v.Set("state", state)
+	q := target.Query()
+	for k := range v {
+		q.Set(k, v.Get(k))
 	}
-	target.RawQuery = v.Encode()
+	target.RawQuery = q.Encode()
 	http.Redirect(w, r, target.String(), http.StatusFound)
+}
+
+// formPostScript submits the form_post page's form.
+const formPostScript = "/form_post.js"
+
+func (e *Emulator) handleFormPostScript(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	_, _ = w.Write([]byte("document.getElementById('form_post').submit();\n"))
 }
 
 func (e *Emulator) text(en, ko string) string {
@@ -298,6 +322,29 @@ var errorTmpl = template.Must(template.New("error").Parse(`<!DOCTYPE html>
 </html>
 `))
 
+var formPostTmpl = template.Must(template.New("form_post").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Redirecting…</title>
+</head>
+<body>
+<form id="form_post" method="post" action="{{.Action}}">
+{{range .Fields}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<noscript><button id="continue" type="submit">Continue</button></noscript>
+</form>
+<script src="{{.Script}}"></script>
+</body>
+</html>
+`))
+
+type formField struct{ Name, Value string }
+
+type formPostData struct {
+	Action, Script string
+	Fields         []formField
+}
+
 type consentPage struct {
 	Lang, Title, Provider, Brand, Color, ButtonText string
 	App, Greeting, ItemsHeading                     string
@@ -350,14 +397,68 @@ func (e *Emulator) renderError(w http.ResponseWriter, a *authzError) {
 // authURL may also be a URL that redirects (possibly several times) to this
 // emulator's authorize endpoint, such as the broker's login URL; cookies set
 // along the way are not kept.
+//
+// When the provider answers with response_mode=form_post (Apple with
+// scopes), the URL is the form's action with the posted fields as its
+// query: a shortcut for tests that read code and state. A browser POSTs
+// them instead; ApproveForm returns the form itself.
 func (e *Emulator) Approve(ctx context.Context, authURL string) (*url.URL, error) {
-	return e.answerConsent(ctx, authURL, "approve")
+	u, fp, err := e.answerConsent(ctx, authURL, "approve")
+	if fp != nil {
+		return fp.flat(), nil
+	}
+	return u, err
 }
 
 // Deny plays a user who cancels on the consent page. It returns
-// redirect_uri?error=access_denied&error_description=…&state=….
+// redirect_uri?error=access_denied&error_description=…&state=… (for a
+// form_post answer, flattened like Approve's).
 func (e *Emulator) Deny(ctx context.Context, authURL string) (*url.URL, error) {
-	return e.answerConsent(ctx, authURL, "deny")
+	u, fp, err := e.answerConsent(ctx, authURL, "deny")
+	if fp != nil {
+		return fp.flat(), nil
+	}
+	return u, err
+}
+
+// FormPost is a response_mode=form_post answer: the form the provider's
+// page POSTs to the redirect URI.
+type FormPost struct {
+	Action *url.URL
+	Values url.Values
+}
+
+func (fp *FormPost) flat() *url.URL {
+	u := *fp.Action
+	q := u.Query()
+	for k, vs := range fp.Values {
+		q[k] = vs
+	}
+	u.RawQuery = q.Encode()
+	return &u
+}
+
+// ApproveForm is Approve for a provider answering with
+// response_mode=form_post: it returns the form to POST. An answer by
+// redirect is an error.
+func (e *Emulator) ApproveForm(ctx context.Context, authURL string) (*FormPost, error) {
+	return e.consentForm(ctx, authURL, "approve")
+}
+
+// DenyForm is Deny for a provider answering with response_mode=form_post.
+func (e *Emulator) DenyForm(ctx context.Context, authURL string) (*FormPost, error) {
+	return e.consentForm(ctx, authURL, "deny")
+}
+
+func (e *Emulator) consentForm(ctx context.Context, authURL, action string) (*FormPost, error) {
+	u, fp, err := e.answerConsent(ctx, authURL, action)
+	if err != nil {
+		return nil, err
+	}
+	if fp == nil {
+		return nil, fmt.Errorf("emulator: the provider answered with a redirect to %s, not a form_post", u.Redacted())
+	}
+	return fp, nil
 }
 
 var (
@@ -365,60 +466,87 @@ var (
 	reRequestID  = regexp.MustCompile(`name="request_id" value="([^"]*)"`)
 	reErrCode    = regexp.MustCompile(`data-error="([^"]*)"`)
 	reErrDesc    = regexp.MustCompile(`data-error-description="([^"]*)"`)
+	reFormPost   = regexp.MustCompile(`<form id="form_post" method="post" action="([^"]*)"`)
+	reHidden     = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
 )
 
-func (e *Emulator) answerConsent(ctx context.Context, authURL, action string) (*url.URL, error) {
+func (e *Emulator) answerConsent(ctx context.Context, authURL, action string) (*url.URL, *FormPost, error) {
 	client := &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       30 * time.Second,
 	}
 	current, err := url.Parse(authURL)
 	if err != nil {
-		return nil, fmt.Errorf("emulator: bad authorize URL: %w", err)
+		return nil, nil, fmt.Errorf("emulator: bad authorize URL: %w", err)
 	}
 	for hops := 0; ; hops++ {
 		resp, body, err := do(ctx, client, http.MethodGet, current.String(), nil)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		switch {
 		case resp.StatusCode >= 300 && resp.StatusCode < 400:
 			loc, err := resp.Location()
 			if err != nil {
-				return nil, fmt.Errorf("emulator: redirect without a Location from %s", current.Redacted())
+				return nil, nil, fmt.Errorf("emulator: redirect without a Location from %s", current.Redacted())
 			}
 			if e.isOwnAuthorize(loc) && hops < 10 {
 				current = loc // e.g. the broker's login URL pointing here
 				continue
 			}
-			return loc, nil // the provider's error redirect
+			return loc, nil, nil // the provider's error redirect
 		case resp.StatusCode == http.StatusOK:
+			if fp := parseFormPost(body); fp != nil {
+				return nil, fp, nil // an error answered as a form_post
+			}
 			m := reFormAction.FindSubmatch(body)
 			id := reRequestID.FindSubmatch(body)
 			if m == nil || id == nil {
-				return nil, fmt.Errorf("emulator: %s did not answer with a consent page", current.Redacted())
+				return nil, nil, fmt.Errorf("emulator: %s did not answer with a consent page", current.Redacted())
 			}
 			formURL, err := current.Parse(html.UnescapeString(string(m[1])))
 			if err != nil {
-				return nil, fmt.Errorf("emulator: bad consent form action: %w", err)
+				return nil, nil, fmt.Errorf("emulator: bad consent form action: %w", err)
 			}
 			form := url.Values{"request_id": {html.UnescapeString(string(id[1]))}, "action": {action}}
 			resp, body, err := do(ctx, client, http.MethodPost, formURL.String(), strings.NewReader(form.Encode()))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
+			}
+			if resp.StatusCode == http.StatusOK {
+				if fp := parseFormPost(body); fp != nil {
+					return nil, fp, nil
+				}
 			}
 			if resp.StatusCode < 300 || resp.StatusCode >= 400 {
-				return nil, pageError(resp.StatusCode, body)
+				return nil, nil, pageError(resp.StatusCode, body)
 			}
 			loc, err := resp.Location()
 			if err != nil {
-				return nil, fmt.Errorf("emulator: consent answer without a Location")
+				return nil, nil, fmt.Errorf("emulator: consent answer without a Location")
 			}
-			return loc, nil
+			return loc, nil, nil
 		default:
-			return nil, pageError(resp.StatusCode, body)
+			return nil, nil, pageError(resp.StatusCode, body)
 		}
 	}
+}
+
+// parseFormPost reads a form_post page; nil when body is not one.
+func parseFormPost(body []byte) *FormPost {
+	m := reFormPost.FindSubmatch(body)
+	if m == nil {
+		return nil
+	}
+	action, err := url.Parse(html.UnescapeString(string(m[1])))
+	if err != nil {
+		return nil
+	}
+	fp := &FormPost{Action: action, Values: url.Values{}}
+	for _, f := range reHidden.FindAllSubmatch(body, -1) {
+		fp.Values.Add(html.UnescapeString(string(f[1])), html.UnescapeString(string(f[2])))
+	}
+	return fp
 }
 
 func (e *Emulator) isOwnAuthorize(u *url.URL) bool {

@@ -1,6 +1,7 @@
 package fakeidp
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,6 +21,7 @@ type dialect interface {
 	defaultUser() User
 	checkUser(u User) error
 	providerConfig(e *Emulator, m map[string]any, discovery bool) // the preset's own settings
+	setup(e *Emulator) error                                      // the dialect's own state (Emulator.ext), made at Start
 
 	// authorize
 	invalidClient(clientID string) *authzError
@@ -29,13 +31,16 @@ type dialect interface {
 	authorizeParams(e *Emulator, q url.Values, req *authRequest) *authzError // PKCE and the provider's own parameters
 	pkceMethods() []string
 	newCode() string
-	denied() string // the error_description of access_denied
+	denied() string     // the error_description of access_denied
+	deniedCode() string // the error of a cancelled consent (access_denied)
 	consent(p *consentPage, req *authRequest, u User)
+	approved(e *Emulator, req *authRequest, u User, first bool, v url.Values) // adds to the callback's code and state
 	errorPage(d *errorPageData, status int, a *authzError)
 
 	// token endpoint
 	tokenMethods() []string
 	tokenForm(r *http.Request) url.Values
+	authenticateClient(e *Emulator, r *http.Request, form url.Values) (k tokenErrKind, detail string, ok bool)
 	checkCode(form url.Values, c *authCode) (tokenErrKind, bool)
 	otherGrant(e *Emulator, w http.ResponseWriter, grantType string, form url.Values) bool
 	withRefresh(g *grant) bool
@@ -71,24 +76,45 @@ type paths struct {
 // overrides what differs.
 type standard struct{}
 
-func (standard) oidc() bool                                              { return false }
-func (standard) korean() bool                                            { return false }
-func (standard) jsonContentType() string                                 { return "application/json; charset=utf-8" }
-func (standard) checkUser(User) error                                    { return nil }
-func (standard) pkceMethods() []string                                   { return []string{"S256"} }
-func (standard) newCode() string                                         { return randToken(32) }
-func (standard) newAccessToken() string                                  { return randToken(32) }
-func (standard) newRefreshToken() string                                 { return randToken(40) }
-func (standard) accessTTL() time.Duration                                { return time.Hour }
-func (standard) refreshTTL() time.Duration                               { return 180 * 24 * time.Hour }
-func (standard) tokenMethods() []string                                  { return []string{http.MethodPost} }
-func (standard) tokenForm(r *http.Request) url.Values                    { return r.PostForm }
-func (standard) withRefresh(*grant) bool                                 { return true }
-func (standard) rotateRefresh(*grant, time.Time) bool                    { return true }
-func (standard) userinfoMethods() []string                               { return []string{http.MethodGet, http.MethodPost} }
-func (standard) discovery(*Emulator, map[string]any)                     {}
-func (standard) routes(*Emulator, *http.ServeMux)                        {}
-func (standard) idTokenClaims(map[string]any, *grant, string, time.Time) {}
+func (standard) oidc() bool                                               { return false }
+func (standard) korean() bool                                             { return false }
+func (standard) jsonContentType() string                                  { return "application/json; charset=utf-8" }
+func (standard) checkUser(User) error                                     { return nil }
+func (standard) pkceMethods() []string                                    { return []string{"S256"} }
+func (standard) newCode() string                                          { return randToken(32) }
+func (standard) newAccessToken() string                                   { return randToken(32) }
+func (standard) newRefreshToken() string                                  { return randToken(40) }
+func (standard) accessTTL() time.Duration                                 { return time.Hour }
+func (standard) refreshTTL() time.Duration                                { return 180 * 24 * time.Hour }
+func (standard) tokenMethods() []string                                   { return []string{http.MethodPost} }
+func (standard) tokenForm(r *http.Request) url.Values                     { return r.PostForm }
+func (standard) withRefresh(*grant) bool                                  { return true }
+func (standard) rotateRefresh(*grant, time.Time) bool                     { return true }
+func (standard) userinfoMethods() []string                                { return []string{http.MethodGet, http.MethodPost} }
+func (standard) discovery(*Emulator, map[string]any)                      {}
+func (standard) routes(*Emulator, *http.ServeMux)                         {}
+func (standard) idTokenClaims(map[string]any, *grant, string, time.Time)  {}
+func (standard) setup(*Emulator) error                                    { return nil }
+func (standard) deniedCode() string                                       { return "access_denied" }
+func (standard) approved(*Emulator, *authRequest, User, bool, url.Values) {}
+
+// authenticateClient: client_secret_post, client_id and (when the
+// emulator has one) client_secret in the body.
+func (standard) authenticateClient(e *Emulator, r *http.Request, form url.Values) (tokenErrKind, string, bool) {
+	clientID := form.Get("client_id")
+	if clientID == "" && r.Header.Get("Authorization") != "" {
+		// Every emulated provider is client_secret_post only: an
+		// Authorization: Basic header alone does not identify the client.
+		return teHeaderOnly, clientID, false
+	}
+	if clientID != e.opts.ClientID {
+		return teClientUnknown, clientID, false
+	}
+	if e.opts.ClientSecret != "" && subtle.ConstantTimeCompare([]byte(form.Get("client_secret")), []byte(e.opts.ClientSecret)) != 1 {
+		return teClientSecret, "", false
+	}
+	return 0, "", true
+}
 
 func (standard) otherGrant(*Emulator, http.ResponseWriter, string, url.Values) bool { return false }
 

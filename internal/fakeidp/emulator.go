@@ -1,6 +1,6 @@
 // Package fakeidp runs strict, in-process emulators of the identity providers
-// the broker talks to (Kakao, Naver, Google, a generic OpenID Connect provider
-// and a Gitea-like OAuth2 server). Each emulator is a real HTTP server on
+// the broker talks to (Kakao, Naver, Google, Apple, a generic OpenID Connect
+// provider and a Gitea-like OAuth2 server). Each emulator is a real HTTP server on
 // loopback that speaks the provider's wire format, including its quirks and its
 // error shapes, and refuses everything the real provider refuses: unknown
 // client_id, unregistered redirect_uri, replayed or expired codes, bad PKCE
@@ -8,7 +8,7 @@
 //
 // Layout: the shared machinery (emulator.go, authorize.go, token.go,
 // resource.go, idtoken.go, bodyfaults.go) speaks one dialect per provider,
-// one file each (kakao.go, naver.go, google.go, oidc.go, oauth2.go: paths,
+// one file each (kakao.go, naver.go, google.go, apple.go, oidc.go, oauth2.go: paths,
 // scopes, consent and error pages, token and userinfo JSON, error shapes,
 // and the broker config entry, see ProviderConfig). A new provider is one
 // dialect file.
@@ -61,6 +61,10 @@ type Options struct {
 	ExtraAudiences []string // extra audiences MintIDToken may be asked for (Kakao native app key)
 	User           User     // the user who consents by default
 	Addr           string   // listen address; default "127.0.0.1:0"
+	// Host, when set, is the host name in the emulator's URLs instead of
+	// the listener's address: "localhost" puts it on another site than a
+	// broker at 127.0.0.1 (a browser then sends it no SameSite cookies).
+	Host string
 	// AttackerEndpoints mounts where JKUHeader and X5UHeader tokens point
 	// (/attacker/jwks.json, /attacker/cert.pem): for tests that show a
 	// verifier never fetches them. Off, nothing serves them.
@@ -182,6 +186,8 @@ type Emulator struct {
 
 	attackerCert    []byte // PEM served at attackerCertPath, made on first fetch
 	attackerFetches int
+
+	ext any // the dialect's own state (see dialect.setup)
 }
 
 // Start validates opts and starts the emulator's HTTP server.
@@ -228,12 +234,19 @@ func Start(opts Options) (*Emulator, error) {
 		e.keys = []*signingKey{k}
 		e.active = k
 	}
+	if err := d.setup(e); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: listen: %w", err)
 	}
 	e.ln = ln
 	e.base = "http://" + displayAddr(ln.Addr())
+	if opts.Host != "" {
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		e.base = "http://" + net.JoinHostPort(opts.Host, port)
+	}
 	mux := http.NewServeMux()
 	e.routes(mux)
 	e.srv = &http.Server{Handler: e.record(mux), ReadHeaderTimeout: 10 * time.Second}
@@ -258,8 +271,11 @@ func (e *Emulator) routes(mux *http.ServeMux) {
 		mux.HandleFunc(e.p.authorizeAlias, e.handleAuthorize)
 	}
 	mux.HandleFunc(e.p.consent, e.handleConsent)
+	mux.HandleFunc(formPostScript, e.handleFormPostScript)
 	mux.HandleFunc(e.p.token, e.handleToken)
-	mux.HandleFunc(e.p.userinfo, e.handleUserinfo)
+	if e.p.userinfo != "" {
+		mux.HandleFunc(e.p.userinfo, e.handleUserinfo)
+	}
 	if e.p.jwks != "" {
 		mux.HandleFunc(e.p.jwks, e.handleJWKS)
 	}

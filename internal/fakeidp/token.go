@@ -1,7 +1,6 @@
 package fakeidp
 
 import (
-	"crypto/subtle"
 	"net/http"
 	"net/url"
 	"slices"
@@ -71,19 +70,8 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := e.d.tokenForm(r) // the form-encoded body (Naver: also the query)
-	clientID := form.Get("client_id")
-	if clientID == "" && r.Header.Get("Authorization") != "" {
-		// Every emulated provider is client_secret_post only: an
-		// Authorization: Basic header alone does not identify the client.
-		e.writeTokenError(w, r, teHeaderOnly, clientID)
-		return
-	}
-	if clientID != e.opts.ClientID {
-		e.writeTokenError(w, r, teClientUnknown, clientID)
-		return
-	}
-	if e.opts.ClientSecret != "" && subtle.ConstantTimeCompare([]byte(form.Get("client_secret")), []byte(e.opts.ClientSecret)) != 1 {
-		e.writeTokenError(w, r, teClientSecret, "")
+	if k, detail, ok := e.d.authenticateClient(e, r, form); !ok {
+		e.writeTokenError(w, r, k, detail)
 		return
 	}
 	switch gt := form.Get("grant_type"); gt {

@@ -152,6 +152,11 @@ func buttonLabel(lang, style, display string) string {
 			return "Google 계정으로 로그인"
 		}
 		return "Sign in with Google"
+	case "apple":
+		if ko {
+			return "Apple로 로그인"
+		}
+		return "Sign in with Apple"
 	}
 	if ko {
 		return display + "(으)로 로그인"

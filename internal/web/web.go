@@ -119,7 +119,7 @@ func (r *Renderer) Login(w http.ResponseWriter, req *http.Request, page LoginPag
 	for _, p := range page.Providers {
 		style := strings.ToLower(p.Type)
 		switch style {
-		case "kakao", "naver", "google":
+		case "kakao", "naver", "google", "apple":
 		default:
 			style = "other"
 		}
