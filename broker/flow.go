@@ -54,7 +54,7 @@ type flowState struct {
 // complete the signup form.
 type pendingSignup struct {
 	Provider string `json:"p"`
-	State    string `json:"t,omitempty"` // the login's state: a reload of its callback shows the form again
+	State    string `json:"st,omitempty"` // the login's state: a reload of its callback shows the form again
 	Subject  string `json:"s"`
 	Name     string `json:"n,omitempty"`
 	Picture  string `json:"i,omitempty"`
