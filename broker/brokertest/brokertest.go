@@ -65,14 +65,16 @@ type Options struct {
 	Fields      []string // default [nickname]
 	Providers   []string // emulated provider kinds to configure; default: kakao, naver, google, oidc, oauth2
 	AccessTTL   time.Duration
-	ReuseGrace  time.Duration // default 10s
-	IdleTTL     time.Duration // default 168h
-	RefreshTTL  time.Duration // default 720h
-	MaxAge      time.Duration // keys.jwks_max_age, default 10m
-	Extra       string        // extra top-level YAML (e.g. a limits: block)
-	Clock       *Clock        // default: a clock at the real time
-	Keys        []byte        // encryption key; default: fixed test key
-	TLS         bool          // serve over HTTPS (an https issuer, Secure cookies); Client trusts the test certificate
+	ReuseGrace  time.Duration         // default 10s
+	IdleTTL     time.Duration         // default 168h
+	RefreshTTL  time.Duration         // default 720h
+	MaxAge      time.Duration         // keys.jwks_max_age, default 10m
+	Extra       string                // extra top-level YAML (e.g. a limits: block)
+	Clock       *Clock                // default: a clock at the real time
+	Keys        []byte                // encryption key; default: fixed test key
+	TLS         bool                  // serve over HTTPS (an https issuer, Secure cookies); Client trusts the test certificate
+	Terms       string                // signup.terms as a YAML flow list, e.g. [{tag: service, required: true, url: https://x/t}]
+	KakaoSync   []fakeidp.ServiceTerm // Kakao Sync terms of the kakao emulator, asked through service_terms
 }
 
 // Env is a running broker.
@@ -142,6 +144,7 @@ func New(t testing.TB, o Options) *Env {
 			AdminKey: "kakao-admin-key", RedirectURIs: []string{issuer + "/auth/callback/" + kind},
 			ExtraAudiences: []string{kind + "-native"}, User: Users[kind], Now: o.Clock.Now,
 			AttackerEndpoints: true, // forged id_tokens name them
+			ServiceTerms:      kakaoSync(kind, o.KakaoSync),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -183,11 +186,12 @@ cors:
 signup:
   mode: %s
   fields: [%s]
+  terms: %s
 %s
 providers:
 %s`, issuer, ln.Addr(), o.DatabaseURL, Key32, Key32, o.TLS, dur(o.AccessTTL, 10*time.Minute), dur(o.RefreshTTL, 720*time.Hour),
 		dur(o.IdleTTL, 168*time.Hour), dur(o.ReuseGrace, 10*time.Second), key, dur(o.MaxAge, 10*time.Minute),
-		issuer, o.Signup, strings.Join(o.Fields, ", "), o.Extra, prov)
+		issuer, o.Signup, strings.Join(o.Fields, ", "), or(o.Terms, "[]"), o.Extra, prov)
 	cfg, err := config.Parse([]byte(doc), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("test config: %v\n%s", err, doc)
@@ -209,6 +213,20 @@ providers:
 	t.Cleanup(hs.Close)
 	env.Server = hs
 	return env
+}
+
+func kakaoSync(kind string, terms []fakeidp.ServiceTerm) []fakeidp.ServiceTerm {
+	if kind != "kakao" {
+		return nil
+	}
+	return terms
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Client returns a client with its own cookie jar that does not follow
