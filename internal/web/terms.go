@@ -8,7 +8,7 @@ package web
 
 type termView struct {
 	ID, Tag, Label, Kind, URL, ViewLabel string
-	Required, Checked                     bool
+	Required, Checked                    bool
 }
 
 // termLabels are the words for well-known tags; any other tag is shown as
