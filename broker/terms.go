@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/socialbroker/broker/internal/web"
@@ -39,23 +40,12 @@ type agreedTerm struct {
 // the 403 error page terms_required on browser flows, the same code as JSON
 // on the API (errors.As finds the one each adapter looks for).
 func termsRequired(missing []string) error {
-	cause := errors.New("required terms not agreed: " + logSafe(joinTags(missing), 200))
+	cause := errors.New("required terms not agreed: " + strings.Join(missing, ","))
 	return errors.Join(
 		&pageError{Status: http.StatusForbidden, Code: codeTermsRequired, Cause: cause},
 		&apiError{Status: http.StatusForbidden, Code: codeTermsRequired,
 			Description: "This account has not agreed to the service's required terms: sign up in the browser.", Cause: cause},
 	)
-}
-
-func joinTags(tags []string) string {
-	out := ""
-	for i, t := range tags {
-		if i > 0 {
-			out += ","
-		}
-		out += t
-	}
-	return out
 }
 
 // term returns the configured term tag.
@@ -167,7 +157,7 @@ func (s *Server) signupTermViews(ps pendingSignup, ticked map[string]bool) []web
 	return out
 }
 
-// userTerms is a user's agreements for /auth/me.
+// meTerm is one agreement in /auth/me.
 type meTerm struct {
 	Tag      string    `json:"tag"`
 	AgreedAt time.Time `json:"agreed_at"`
