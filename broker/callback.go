@@ -138,8 +138,13 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// A new identity.
+	agreed, asked, err := s.newIdentityTerms(ctx, p, id)
+	if err != nil {
+		s.metrics.logins.WithLabelValues(name, providers.ErrorCode(err)).Inc()
+		return providerPageError(err)
+	}
 	if s.cfg.Signup.Mode == "auto" {
-		userID, err := s.createUser(r.Context(), profileOf(id), storage.Identity{Provider: name, Subject: id.Subject, Profile: profileOf(id), GrantEnc: grantEnc}, nil)
+		userID, err := s.createUserTerms(r.Context(), profileOf(id), storage.Identity{Provider: name, Subject: id.Subject, Profile: profileOf(id), GrantEnc: grantEnc}, nil, agreed)
 		if err != nil {
 			return err
 		}
@@ -157,11 +162,12 @@ func (s *Server) finishLogin(w http.ResponseWriter, r *http.Request) error {
 		Provider: name, Subject: id.Subject, State: f.State, Name: id.Name, Picture: id.Picture, GrantEnc: grantEnc,
 		ReturnTo: f.ReturnTo, CSRF: randomString(32), Expires: s.now().Add(flowCookieTTL).Unix(), Native: f.Native,
 	}
+	setPendingTerms(&ps, agreed, asked)
 	if err := s.setFlowCookie(w, s.signupCookie, ps); err != nil {
 		return err
 	}
 	s.metrics.logins.WithLabelValues(name, "signup_form").Inc()
-	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
+	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), nil, "", "")
 	return nil
 }
 
@@ -178,15 +184,20 @@ func (s *Server) reloadedSignup(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	keepReturnTo(r, ps.ReturnTo)
-	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
+	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), nil, "", "")
 	return true
 }
 
-// createUser creates a user with its first identity. When the identity
-// was created meanwhile (two first-time callbacks at once, a double
-// submit), the existing owner is returned: one user, never a 500.
-func (s *Server) createUser(ctx context.Context, profile map[string]string, ident storage.Identity, once *storage.Once) (string, error) {
-	u, err := s.store.CreateUser(ctx, storage.NewUser{Now: s.now(), Profile: profile, Identity: ident, Once: once})
+// createUserTerms creates a user with its first identity and its
+// agreements to the terms, refusing (termsRequired) when a required term
+// is not among them. When the identity was created meanwhile (two
+// first-time callbacks at once, a double submit), the existing owner is
+// returned: one user, never a 500.
+func (s *Server) createUserTerms(ctx context.Context, profile map[string]string, ident storage.Identity, once *storage.Once, terms []storage.TermAgreement) (string, error) {
+	if missing := s.missingTerms(terms); len(missing) > 0 {
+		return "", termsRequired(missing)
+	}
+	u, err := s.store.CreateUser(ctx, storage.NewUser{Now: s.now(), Profile: profile, Identity: ident, Once: once, Terms: terms})
 	if err == nil {
 		return u.ID, nil
 	}

@@ -24,6 +24,7 @@ const (
 	codeServerError          Code = "server_error"
 	codeSignupExpired        Code = "signup_expired"
 	codeSignupRequired       Code = "signup_required"
+	codeTermsRequired        Code = "terms_required"
 	codeIdentityConflict     Code = "identity_conflict"
 	codeLastIdentity         Code = "last_identity"
 	codeInvalidGrant         Code = "invalid_grant"

@@ -88,8 +88,10 @@ type LimitConfig struct {
 	TrustedProxies         []netip.Prefix
 }
 
-// SignupConfig: Mode is form or auto; Fields are the form's fields.
+// SignupConfig: Mode is form or auto; Fields are the form's fields; Terms
+// the terms a new user agrees to (terms.go).
 type SignupConfig struct {
 	Mode   string
 	Fields []string
+	Terms  []Term
 }

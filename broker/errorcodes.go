@@ -116,6 +116,11 @@ var ErrorCodes = []ErrorCode{
 		When:      "the identity being linked belongs to another user; nothing changes (the same user's own identity is no conflict: 303)",
 	},
 	{
+		Code: "terms_required", Status: 403, Surface: "page",
+		Endpoints: "GET /auth/callback/{provider}",
+		When:      "signup.mode auto and a new identity that has not agreed to every required term of signup.terms (with Kakao Sync, at Kakao's consent screen as /v2/user/service_terms reports it; any other provider collects none); no user is created",
+	},
+	{
 		Code: "user_disabled", Status: 403, Surface: "page",
 		Endpoints: "GET /auth/callback/{provider}",
 		When:      "the identity's user is disabled by an operator (admin API); no session starts (a native app's login goes back to the app with error=access_denied instead)",
@@ -182,6 +187,11 @@ var ErrorCodes = []ErrorCode{
 		Code: "signup_required", Status: 403, Surface: "api",
 		Endpoints: "POST /auth/token (token exchange)",
 		When:      "a valid id_token of a new identity under signup.mode: form",
+	},
+	{
+		Code: "terms_required", Status: 403, Surface: "api",
+		Endpoints: "POST /auth/token (token exchange)",
+		When:      "signup.mode auto, a valid id_token of a new identity, and signup.terms has a required term (an id_token carries no agreement to terms): sign up in the browser; no user is created",
 	},
 	{
 		Code: "user_disabled", Status: 403, Surface: "api",

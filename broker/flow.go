@@ -62,6 +62,10 @@ type pendingSignup struct {
 	ReturnTo string `json:"r"`
 	CSRF     string `json:"c"`
 	Expires  int64  `json:"e"`
+	// Terms agreed on the provider's consent screen (terms.go), and the
+	// tags that screen was asked to show.
+	Terms      []agreedTerm `json:"t,omitempty"`
+	TermsAsked []string     `json:"ta,omitempty"`
 
 	Native *nativeRequest `json:"a,omitempty"` // an app's login (native.go)
 }

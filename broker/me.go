@@ -49,6 +49,7 @@ type meResponse struct {
 	Sub        string            `json:"sub"`
 	Profile    map[string]string `json:"profile"`
 	Identities []meIdentity      `json:"identities"`
+	Terms      []meTerm          `json:"terms"`
 }
 
 // me is GET /auth/me.
@@ -64,7 +65,11 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := meResponse{Sub: u.ID, Profile: u.Profile, Identities: make([]meIdentity, 0, len(idents))}
+	terms, err := s.store.Terms(r.Context(), c.Sub)
+	if err != nil {
+		return err
+	}
+	resp := meResponse{Sub: u.ID, Profile: u.Profile, Identities: make([]meIdentity, 0, len(idents)), Terms: meTerms(terms)}
 	for _, i := range idents {
 		resp.Identities = append(resp.Identities, meIdentity{Provider: i.Provider, LinkedAt: i.LinkedAt.UTC()})
 	}

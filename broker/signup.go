@@ -23,7 +23,7 @@ func (s *Server) signupForm(w http.ResponseWriter, r *http.Request) error {
 		return &pageError{Status: http.StatusBadRequest, Code: codeSignupExpired, Cause: err}
 	}
 	keepReturnTo(r, ps.ReturnTo)
-	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), "", "")
+	s.renderSignup(w, r, http.StatusOK, ps, s.prefill(ps), nil, "", "")
 	return nil
 }
 
@@ -49,8 +49,9 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) (err error
 			values[f] = v[0]
 		}
 	}
+	ticked := s.tickedTerms(ps, r.PostForm)
 	if !equalStrings(r.PostForm.Get("csrf_token"), ps.CSRF) {
-		s.renderSignup(w, r, http.StatusBadRequest, ps, values, "", "csrf")
+		s.renderSignup(w, r, http.StatusBadRequest, ps, values, ticked, "", "csrf")
 		return nil
 	}
 	profile := map[string]string{}
@@ -68,7 +69,7 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) (err error
 			msg = "field_too_long"
 		}
 		if msg != "" {
-			s.renderSignup(w, r, http.StatusBadRequest, ps, values, f, msg)
+			s.renderSignup(w, r, http.StatusBadRequest, ps, values, ticked, f, msg)
 			return nil
 		}
 		profile[f] = strings.TrimSpace(vals[0])
@@ -78,10 +79,15 @@ func (s *Server) signupSubmit(w http.ResponseWriter, r *http.Request) (err error
 			profile["picture"] = ps.Picture
 		}
 	}
+	terms := s.signupAgreements(ps, ticked)
+	if len(s.missingTerms(terms)) > 0 {
+		s.renderSignup(w, r, http.StatusBadRequest, ps, values, ticked, "", "terms_required")
+		return nil
+	}
 	sum := sha256.Sum256([]byte(ps.CSRF))
-	userID, err := s.createUser(r.Context(), profile,
+	userID, err := s.createUserTerms(r.Context(), profile,
 		storage.Identity{Provider: ps.Provider, Subject: ps.Subject, Profile: identityProfile(ps), GrantEnc: ps.GrantEnc},
-		&storage.Once{Kind: "signup", Hash: sum[:], Expires: time.Unix(ps.Expires, 0)})
+		&storage.Once{Kind: "signup", Hash: sum[:], Expires: time.Unix(ps.Expires, 0)}, terms)
 	if errors.Is(err, storage.ErrConflict) {
 		s.clearFlowCookie(w, s.signupCookie)
 		return &pageError{Status: http.StatusBadRequest, Code: codeSignupExpired, Cause: err}
@@ -113,8 +119,8 @@ func (s *Server) prefill(ps pendingSignup) map[string]string {
 	return v
 }
 
-func (s *Server) renderSignup(w http.ResponseWriter, r *http.Request, status int, ps pendingSignup, values map[string]string, invalid, msg string) {
-	page := web.SignupPage{Action: signupPath, CSRFToken: ps.CSRF, Error: msg}
+func (s *Server) renderSignup(w http.ResponseWriter, r *http.Request, status int, ps pendingSignup, values map[string]string, ticked map[string]bool, invalid, msg string) {
+	page := web.SignupPage{Action: signupPath, CSRFToken: ps.CSRF, Error: msg, Terms: s.signupTermViews(ps, ticked)}
 	for _, f := range s.cfg.Signup.Fields {
 		page.Fields = append(page.Fields, web.SignupField{Name: f, Value: values[f], MaxLen: maxFieldRunes, Invalid: f == invalid})
 	}

@@ -263,13 +263,24 @@ func phone() chromedp.Action[chromedp.Void] {
 // and returns #status, #claims and #profile (the /auth/me JSON).
 func (b *browser) demoState(step, want string) (status, claims, profile string) {
 	b.t.Helper()
-	run(b, step+": wait for #status "+want, chromedp.PollFunction[chromedp.Void](`(want) => {
+	poll := chromedp.PollFunction[chromedp.Void](`(want) => {
 		const s = document.getElementById('status');
 		if (!s) return false;
 		const t = s.textContent;
 		if (t === want) return want !== 'verified' || document.getElementById('profile').textContent !== '';
 		return /^(error|invalid)/.test(t);
-	}`, chromedp.WithPollingArgs(want), chromedp.WithPollingTimeout(stepTimeout-2*time.Second)))
+	}`, chromedp.WithPollingArgs(want), chromedp.WithPollingTimeout(stepTimeout-2*time.Second))
+	// A navigation still landing (a redirect chain ending on the demo)
+	// destroys the page's script context under the poll: poll again there.
+	for range 3 {
+		ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+		_, err := chromedp.Run(ctx, poll)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context") {
+			break
+		}
+	}
+	run(b, step+": wait for #status "+want, poll)
 	status = run(b, step+": #status", chromedp.TextContent(chromedp.ID("status")))
 	claims = run(b, step+": #claims", chromedp.TextContent(chromedp.ID("claims")))
 	profile = run(b, step+": #profile", chromedp.TextContent(chromedp.ID("profile")))

@@ -31,6 +31,7 @@ type kakao struct {
 	*base
 	authURL, userinfoURL, revokeURL string
 	adminKey                        string
+	serviceTerms                    []string // Kakao Sync tags asked on the consent screen
 	oauth                           *oauth2.Config
 	ids                             *idVerifier
 }
@@ -54,11 +55,15 @@ type kakaoConfig struct {
 	// AdminKey is the app's admin key: server-side unlink, and the
 	// credentials of Kakao's unlink webhook.
 	AdminKey string `yaml:"admin_key"`
+	// ServiceTerms are Kakao Sync's terms tags to ask for on Kakao's
+	// consent screen (authorize service_terms); see terms.go.
+	ServiceTerms []string `yaml:"service_terms"`
 }
 
 func (c *kakaoConfig) check(ck checker) {
 	c.Endpoints.checkURLs(ck)
 	c.IDTokenEndpoints.checkURLs(ck)
+	checkServiceTerms(ck, c.ServiceTerms)
 }
 
 func (c *kakaoConfig) build(b *base) Provider {
@@ -69,6 +74,7 @@ func (c *kakaoConfig) build(b *base) Provider {
 		revokeURL:   or(c.RevokeURL, kakaoRevokeURL),
 		adminKey:    c.AdminKey,
 	}
+	k.serviceTerms = slices.Clone(c.ServiceTerms)
 	b.info.Nonce = slices.Contains(c.Scopes, "openid")
 	k.oauth = b.oauth2Config(k.authURL, or(c.TokenURL, kakaoTokenURL))
 	jwks := or(c.JWKSURL, kakaoJWKSURL)
@@ -86,6 +92,9 @@ func (k *kakao) AuthCodeURL(_ context.Context, o AuthOptions) (string, error) {
 	extra := url.Values{"login_hint": {o.LoginHint}}
 	if o.Prompt == PromptLogin || o.Prompt == PromptSelectAccount {
 		extra.Set("prompt", string(o.Prompt))
+	}
+	if len(k.serviceTerms) > 0 {
+		extra.Set("service_terms", strings.Join(k.serviceTerms, ","))
 	}
 	return k.authCodeURL(k.authURL, strings.Join(k.scopes, ","), o, extra), nil
 }

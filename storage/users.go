@@ -45,6 +45,9 @@ type NewUser struct {
 	Profile  map[string]string
 	Identity Identity
 	Once     *Once // optional single-use mark recorded in the same transaction
+	// Terms are the user's agreements to the service's terms, recorded in
+	// the same transaction (the caller has checked the required ones).
+	Terms []TermAgreement
 }
 
 // CreateUser creates a user and its first identity in one transaction. If
@@ -70,11 +73,14 @@ func (s *Store) CreateUser(ctx context.Context, n NewUser) (User, error) {
 			return err
 		}
 		if err := emit(ctx, tx, "user.created", map[string]any{
-			"user_id": u.ID, "provider": n.Identity.Provider, "profile": u.Profile,
+			"user_id": u.ID, "provider": n.Identity.Provider, "profile": u.Profile, "terms": termTags(n.Terms),
 		}, now); err != nil {
 			return err
 		}
-		return audit(ctx, tx, AuditEntry{At: now, Type: "signup", UserID: u.ID, Provider: n.Identity.Provider})
+		if err := audit(ctx, tx, AuditEntry{At: now, Type: "signup", UserID: u.ID, Provider: n.Identity.Provider}); err != nil {
+			return err
+		}
+		return insertTerms(ctx, tx, u.ID, n.Identity.Provider, n.Terms, now)
 	})
 	if err != nil {
 		return User{}, err

@@ -79,6 +79,8 @@ type Options struct {
 	// (fakeidp.Options.Host): "localhost" puts it on another site than the
 	// broker at 127.0.0.1.
 	EmulatorHosts map[string]string
+	Terms         string                // signup.terms as a YAML flow list, e.g. [{tag: service, required: true, url: https://x/t}]
+	KakaoSync     []fakeidp.ServiceTerm // Kakao Sync terms of the kakao emulator, asked through service_terms
 }
 
 // Env is a running broker.
@@ -150,6 +152,7 @@ func New(t testing.TB, o Options) *Env {
 			ExtraAudiences: []string{kind + "-native"}, User: Users[kind], Now: o.Clock.Now,
 			AttackerEndpoints: true, // forged id_tokens name them
 			Host:              o.EmulatorHosts[kind],
+			ServiceTerms:      kakaoSync(kind, o.KakaoSync),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -192,12 +195,13 @@ cors:
 signup:
   mode: %s
   fields: [%s]
+  terms: %s
 demo: %t
 %s
 providers:
 %s`, issuer, ln.Addr(), o.DatabaseURL, Key32, Key32, o.TLS, dur(o.AccessTTL, 10*time.Minute), dur(o.RefreshTTL, 720*time.Hour),
 		dur(o.IdleTTL, 168*time.Hour), dur(o.ReuseGrace, 10*time.Second), strings.Join(o.ProfileClaims, ", "), key, dur(o.MaxAge, 10*time.Minute),
-		issuer, o.Signup, strings.Join(o.Fields, ", "), !o.NoDemo, o.Extra, prov)
+		issuer, o.Signup, strings.Join(o.Fields, ", "), or(o.Terms, "[]"), !o.NoDemo, o.Extra, prov)
 	cfg, err := config.Parse([]byte(doc), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("test config: %v\n%s", err, doc)
@@ -219,6 +223,20 @@ providers:
 	t.Cleanup(hs.Close)
 	env.Server = hs
 	return env
+}
+
+func kakaoSync(kind string, terms []fakeidp.ServiceTerm) []fakeidp.ServiceTerm {
+	if kind != "kakao" {
+		return nil
+	}
+	return terms
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Client returns a client with its own cookie jar that does not follow

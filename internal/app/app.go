@@ -127,13 +127,21 @@ func BrokerConfig(c *config.Config) broker.Config {
 		Keys:       broker.KeyConfig{EncryptionKey: c.Keys.EncryptionKey, JWKSMaxAge: c.Keys.JWKSMaxAge},
 		CORS:       broker.CORSConfig{AllowedOrigins: c.CORS.AllowedOrigins},
 		Limits:     broker.LimitConfig{Login: c.Limits.Login, Callback: c.Limits.Callback, Token: c.Limits.Token, TrustedProxies: c.Limits.TrustedProxies},
-		Signup:     broker.SignupConfig{Mode: c.Signup.Mode, Fields: c.Signup.Fields},
+		Signup:     broker.SignupConfig{Mode: c.Signup.Mode, Fields: c.Signup.Fields, Terms: signupTerms(c.Signup.Terms)},
 		Admin:      broker.AdminConfig{Listen: c.Admin.Listen},
 		Events:     broker.EventsConfig{Endpoints: eventEndpoints(c.Events.Endpoints), Retry: c.Events.Retry},
 		Audit:      broker.AuditConfig{Retention: c.Audit.Retention},
 		Demo:       c.Demo,
 		NativeApps: c.NativeApps,
 	}
+}
+
+func signupTerms(ts []config.Term) []broker.Term {
+	out := make([]broker.Term, len(ts))
+	for i, t := range ts {
+		out[i] = broker.Term{Tag: t.Tag, Required: t.Required, URL: t.URL}
+	}
+	return out
 }
 
 func eventEndpoints(eps []config.EventEndpoint) []broker.EventEndpoint {

@@ -142,6 +142,16 @@ type Limits struct {
 type Signup struct {
 	Mode   string // form | auto
 	Fields []string
+	Terms  []Term // shown on the signup form as checkboxes, in this order
+}
+
+// Term is one entry of signup.terms: a tag (also the checkbox value and
+// what Kakao Sync calls it), whether signing up needs it, and where to read
+// it.
+type Term struct {
+	Tag      string
+	Required bool
+	URL      string
 }
 
 // file mirrors the YAML document. Scalars stay strings until validation so
@@ -190,6 +200,11 @@ type file struct {
 	Signup struct {
 		Mode   string   `yaml:"mode"`
 		Fields []string `yaml:"fields"`
+		Terms  []struct {
+			Tag      string `yaml:"tag"`
+			Required bool   `yaml:"required"`
+			URL      string `yaml:"url"`
+		} `yaml:"terms"`
 	} `yaml:"signup"`
 	Admin struct {
 		Listen string `yaml:"listen"`
@@ -546,8 +561,8 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 		switch {
 		case !fieldName.MatchString(name):
 			p.add(key, "must be a lowercase name like nickname, got %q", name)
-		case name == "csrf_token":
-			p.add(key, "csrf_token is reserved")
+		case name == "csrf_token" || name == "terms" || name == "agree_all":
+			p.add(key, "%s is reserved", name)
 		case seen[name]:
 			p.add(key, "duplicate field %q", name)
 		}
@@ -573,6 +588,7 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("signup.fields[%d]: %q has no label of its own; the form shows the name itself", i, name))
 		}
 	}
+	validateTerms(f, c, p)
 
 	// providers: each entry decoded and validated by its preset, which names keys as providers[i].field
 	if len(f.Providers) == 0 {
@@ -594,6 +610,39 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 		c.NativeApps = reg
 	}
 	return c
+}
+
+// termTag is a signup.terms tag: what the form's checkbox carries and what
+// Kakao Sync's service_terms name.
+var termTag = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
+
+// validateTerms checks signup.terms, and that every Kakao Sync tag a
+// provider asks for (service_terms) is one of them: the form could not ask
+// for it otherwise, nor the broker record it.
+func validateTerms(f *file, c *Config, p *problems) {
+	seen := map[string]bool{}
+	for i, t := range f.Signup.Terms {
+		key := fmt.Sprintf("signup.terms[%d]", i)
+		switch {
+		case !termTag.MatchString(t.Tag):
+			p.add(key+".tag", "must be 1-64 of a-z, 0-9 and _, got %q", t.Tag)
+		case seen[t.Tag]:
+			p.add(key+".tag", "duplicate tag %q", t.Tag)
+		}
+		seen[t.Tag] = true
+		if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.add(key+".url", "must be an absolute http(s) URL, got %q", t.URL)
+		}
+		c.Signup.Terms = append(c.Signup.Terms, Term{Tag: t.Tag, Required: t.Required, URL: t.URL})
+	}
+	for i, pc := range f.Providers {
+		tags, _ := pc.Map()["service_terms"].([]any)
+		for j, t := range tags {
+			if s, ok := t.(string); ok && termTag.MatchString(s) && !seen[s] {
+				p.add(fmt.Sprintf("providers[%d].service_terms[%d]", i, j), "tag %q is not in signup.terms", s)
+			}
+		}
+	}
 }
 
 func validateEvents(f *file, c *Config, p *problems, unset map[string]string) {

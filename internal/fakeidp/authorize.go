@@ -34,6 +34,8 @@ type authRequest struct {
 	offline     bool // Google access_type=offline
 	formPost    bool // response_mode=form_post: the callback is a POSTed form
 	created     time.Time
+	terms       []ServiceTerm // Kakao Sync: the terms this request may show (service_terms)
+	shownTerms  []ServiceTerm // the terms its consent page shows (not agreed yet)
 }
 
 // authCode is an issued, not yet redeemed authorization code.
@@ -71,6 +73,7 @@ func (e *Emulator) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	id := randToken(24)
 	u := e.currentUser()
 	e.mu.Lock()
+	req.shownTerms = e.termsToShowLocked(req, u)
 	e.pending[id] = req
 	e.mu.Unlock()
 	e.renderConsent(w, id, req, u)
@@ -195,8 +198,14 @@ func (e *Emulator) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action {
 	case "approve":
+		agree, aerr := e.consentTerms(req, r.PostForm["service_terms"])
+		if aerr != nil {
+			e.renderError(w, aerr)
+			return
+		}
 		code := e.d.newCode()
 		e.mu.Lock()
+		e.recordTermsLocked(u.Subject, agree, now)
 		e.codes[code] = &authCode{req: req, user: u, issued: now, authTime: now}
 		_, linked := e.linked[u.Subject]
 		if !linked {
@@ -297,6 +306,9 @@ button{font-size:1rem;padding:.7rem 1.2rem;border-radius:8px;border:1px solid #c
 {{end}}</ul>
 <form id="consent" method="post" action="{{.Action}}">
 <input type="hidden" name="request_id" value="{{.RequestID}}">
+{{if .Terms}}<fieldset id="service-terms"><legend>{{.TermsHeading}}</legend>
+{{range .Terms}}<label><input type="checkbox" name="service_terms" value="{{.Tag}}"{{if .Required}} data-required="true"{{end}}> {{.Label}}</label><br>
+{{end}}</fieldset>{{end}}
 <button id="approve" type="submit" name="action" value="approve">{{.ApproveLabel}}</button>
 <button id="deny" type="submit" name="action" value="deny">{{.DenyLabel}}</button>
 </form>
@@ -349,6 +361,8 @@ type consentPage struct {
 	Lang, Title, Provider, Brand, Color, ButtonText string
 	App, Greeting, ItemsHeading                     string
 	Items                                           []string
+	TermsHeading                                    string
+	Terms                                           []consentTerm
 	Action, RequestID, ApproveLabel, DenyLabel      string
 }
 
@@ -366,6 +380,7 @@ func nickname(u User) string {
 func (e *Emulator) renderConsent(w http.ResponseWriter, id string, req *authRequest, u User) {
 	p := consentPage{Provider: string(e.kind), App: req.clientID, Action: e.p.consent, RequestID: id, ButtonText: "#fff"}
 	e.d.consent(&p, req, u)
+	e.consentTermsPage(&p, req)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
@@ -403,7 +418,22 @@ func (e *Emulator) renderError(w http.ResponseWriter, a *authzError) {
 // query: a shortcut for tests that read code and state. A browser POSTs
 // them instead; ApproveForm returns the form itself.
 func (e *Emulator) Approve(ctx context.Context, authURL string) (*url.URL, error) {
-	u, fp, err := e.answerConsent(ctx, authURL, "approve")
+	u, fp, err := e.answerConsent(ctx, authURL, "approve", nil)
+	if fp != nil {
+		return fp.flat(), nil
+	}
+	return u, err
+}
+
+// ApproveTerms is Approve with the Kakao Sync terms of the consent page
+// ticked as the user chooses: exactly tags (nil or empty: none). The
+// emulator refuses, like Kakao's screen, a consent without every required
+// term shown.
+func (e *Emulator) ApproveTerms(ctx context.Context, authURL string, tags []string) (*url.URL, error) {
+	if tags == nil {
+		tags = []string{}
+	}
+	u, fp, err := e.answerConsent(ctx, authURL, "approve", tags)
 	if fp != nil {
 		return fp.flat(), nil
 	}
@@ -414,7 +444,7 @@ func (e *Emulator) Approve(ctx context.Context, authURL string) (*url.URL, error
 // redirect_uri?error=access_denied&error_description=…&state=… (for a
 // form_post answer, flattened like Approve's).
 func (e *Emulator) Deny(ctx context.Context, authURL string) (*url.URL, error) {
-	u, fp, err := e.answerConsent(ctx, authURL, "deny")
+	u, fp, err := e.answerConsent(ctx, authURL, "deny", nil)
 	if fp != nil {
 		return fp.flat(), nil
 	}
@@ -451,7 +481,7 @@ func (e *Emulator) DenyForm(ctx context.Context, authURL string) (*FormPost, err
 }
 
 func (e *Emulator) consentForm(ctx context.Context, authURL, action string) (*FormPost, error) {
-	u, fp, err := e.answerConsent(ctx, authURL, action)
+	u, fp, err := e.answerConsent(ctx, authURL, action, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -462,15 +492,18 @@ func (e *Emulator) consentForm(ctx context.Context, authURL, action string) (*Fo
 }
 
 var (
-	reFormAction = regexp.MustCompile(`<form id="consent" method="post" action="([^"]*)"`)
-	reRequestID  = regexp.MustCompile(`name="request_id" value="([^"]*)"`)
-	reErrCode    = regexp.MustCompile(`data-error="([^"]*)"`)
-	reErrDesc    = regexp.MustCompile(`data-error-description="([^"]*)"`)
-	reFormPost   = regexp.MustCompile(`<form id="form_post" method="post" action="([^"]*)"`)
-	reHidden     = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+	reFormAction  = regexp.MustCompile(`<form id="consent" method="post" action="([^"]*)"`)
+	reRequestID   = regexp.MustCompile(`name="request_id" value="([^"]*)"`)
+	reErrCode     = regexp.MustCompile(`data-error="([^"]*)"`)
+	reErrDesc     = regexp.MustCompile(`data-error-description="([^"]*)"`)
+	reFormPost    = regexp.MustCompile(`<form id="form_post" method="post" action="([^"]*)"`)
+	reHidden      = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+	reServiceTerm = regexp.MustCompile(`name="service_terms" value="([^"]*)"`)
 )
 
-func (e *Emulator) answerConsent(ctx context.Context, authURL, action string) (*url.URL, *FormPost, error) {
+// answerConsent submits the consent page with action; terms nil ticks every
+// term the page shows, otherwise exactly terms.
+func (e *Emulator) answerConsent(ctx context.Context, authURL, action string, terms []string) (*url.URL, *FormPost, error) {
 	client := &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       30 * time.Second,
@@ -509,6 +542,14 @@ func (e *Emulator) answerConsent(ctx context.Context, authURL, action string) (*
 				return nil, nil, fmt.Errorf("emulator: bad consent form action: %w", err)
 			}
 			form := url.Values{"request_id": {html.UnescapeString(string(id[1]))}, "action": {action}}
+			if terms == nil {
+				for _, m := range reServiceTerm.FindAllSubmatch(body, -1) {
+					form.Add("service_terms", html.UnescapeString(string(m[1])))
+				}
+			}
+			for _, t := range terms {
+				form.Add("service_terms", t)
+			}
 			resp, body, err := do(ctx, client, http.MethodPost, formURL.String(), strings.NewReader(form.Encode()))
 			if err != nil {
 				return nil, nil, err

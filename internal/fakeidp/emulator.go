@@ -53,10 +53,14 @@ type User struct {
 
 // Options configure an Emulator.
 type Options struct {
-	Kind           Kind
-	ClientID       string
-	ClientSecret   string   // "" = no secret required; when set, token requests must carry it (client_secret_post; Naver also accepts it in the query)
-	AdminKey       string   // Kakao: admin key for /v1/user/unlink with `Authorization: KakaoAK <key>`
+	Kind         Kind
+	ClientID     string
+	ClientSecret string // "" = no secret required; when set, token requests must carry it (client_secret_post; Naver also accepts it in the query)
+	AdminKey     string // Kakao: admin key for /v1/user/unlink with `Authorization: KakaoAK <key>`
+	// ServiceTerms are Kakao Sync's terms registered for the app (Kakao
+	// only; see kakaosync.go): shown on the consent screen, agreed there,
+	// and reported by GET /v2/user/service_terms.
+	ServiceTerms   []ServiceTerm
 	RedirectURIs   []string // registered redirect URIs, exact string match
 	ExtraAudiences []string // extra audiences MintIDToken may be asked for (Kakao native app key)
 	User           User     // the user who consents by default
@@ -110,6 +114,9 @@ type Faults struct {
 	IDToken        IDTokenFault  // defect of every id_token issued or minted from now on
 	RevokeStatus   int           // non-zero: revoke/unlink answers this status with RevokeBody and revokes nothing
 	RevokeBody     string        // body for RevokeStatus (default: the provider's generic error JSON, like TokenBody)
+	TermsStatus    int           // Kakao: non-zero: /v2/user/service_terms answers this status with TermsBody (like TokenStatus)
+	TermsBody      string        // body for TermsStatus
+	TermsDelay     time.Duration // Kakao: sleep before /v2/user/service_terms answers
 }
 
 // IDTokenFault is a defect put into id_tokens.
@@ -176,7 +183,8 @@ type Emulator struct {
 	codes       map[string]*authCode
 	access      map[string]*accessToken
 	refresh     map[string]*grant
-	linked      map[string]time.Time // subject -> connected_at; Kakao unlink removes it
+	linked      map[string]time.Time            // subject -> connected_at; Kakao unlink removes it
+	agreed      map[string]map[string]time.Time // Kakao Sync: subject -> tag -> agreed_at; Kakao unlink removes it
 	calls       []Call
 	keys        []*signingKey // published in the JWKS, oldest first
 	active      *signingKey   // signs id_tokens
@@ -201,6 +209,7 @@ func Start(opts Options) (*Emulator, error) {
 	}
 	opts.RedirectURIs = slices.Clone(opts.RedirectURIs)
 	opts.ExtraAudiences = slices.Clone(opts.ExtraAudiences)
+	opts.ServiceTerms = slices.Clone(opts.ServiceTerms)
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"
 	}
@@ -225,6 +234,7 @@ func Start(opts Options) (*Emulator, error) {
 		access:  map[string]*accessToken{},
 		refresh: map[string]*grant{},
 		linked:  map[string]time.Time{},
+		agreed:  map[string]map[string]time.Time{},
 	}
 	if d.oidc() {
 		k, err := newSigningKey()
@@ -550,7 +560,7 @@ func methodNotAllowed(w http.ResponseWriter, allow ...string) {
 func methodIn(r *http.Request, methods ...string) bool { return slices.Contains(methods, r.Method) }
 
 // writeFault answers an endpoint switched to a failing status by Faults.
-// endpoint is "token", "userinfo" or "revoke".
+// endpoint is "token", "userinfo", "revoke" or "service_terms".
 func (e *Emulator) writeFault(w http.ResponseWriter, endpoint string, status int, body string) {
 	if body != "" {
 		ct := "text/plain; charset=utf-8"

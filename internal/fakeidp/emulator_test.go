@@ -86,7 +86,7 @@ func config(e *Emulator, scopes ...string) *oauth2.Config {
 }
 
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // the gzip bombs inflate 64 MiB, slow under -race on a busy machine
 	t.Cleanup(cancel)
 	return ctx
 }

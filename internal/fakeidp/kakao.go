@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -58,11 +59,28 @@ func (kakaoDialect) providerConfig(e *Emulator, m map[string]any, _ bool) {
 	if e.opts.AdminKey != "" {
 		m["admin_key"] = e.opts.AdminKey
 	}
+	if len(e.opts.ServiceTerms) > 0 {
+		tags := make([]string, len(e.opts.ServiceTerms))
+		for i, t := range e.opts.ServiceTerms {
+			tags[i] = t.Tag
+		}
+		m["service_terms"] = tags
+	}
 }
 
 func (kakaoDialect) routes(e *Emulator, mux *http.ServeMux) {
 	mux.HandleFunc(kakaoOIDCUserinfo, e.handleUserinfo)
 	mux.HandleFunc(kakaoLogout, e.handleKakaoLogout)
+	mux.HandleFunc(kakaoServiceTerms, e.handleKakaoServiceTerms)
+}
+
+// authorizeParams: PKCE, and Kakao Sync's service_terms.
+func (kakaoDialect) authorizeParams(e *Emulator, q url.Values, req *authRequest) *authzError {
+	if aerr := e.parsePKCE(q, req, false); aerr != nil {
+		return aerr
+	}
+	req.terms = e.requestedTerms(q)
+	return nil
 }
 
 // ---- authorize ----
@@ -343,6 +361,7 @@ func (d kakaoDialect) revoke(e *Emulator, w http.ResponseWriter, r *http.Request
 	_, linked := e.linked[subject]
 	if linked {
 		delete(e.linked, subject)
+		delete(e.agreed, subject)
 		e.revokeSubjectLocked(subject)
 	}
 	e.mu.Unlock()

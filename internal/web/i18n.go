@@ -102,6 +102,9 @@ var ui = map[string]map[string]string{
 		"signup_title":     "회원가입",
 		"signup_lead":      "처음 오셨네요. 몇 가지만 입력하면 가입이 끝나요.",
 		"signup_submit":    "가입하기",
+		"terms_heading":    "약관 동의",
+		"terms_all":        "전체 동의",
+		"terms_all_submit": "모두 동의하고 가입하기",
 		"error_back":       "로그인 화면으로 돌아가기",
 		"error_code_label": "오류 코드",
 		"link_title":       "계정 연결",
@@ -118,6 +121,9 @@ var ui = map[string]map[string]string{
 		"signup_title":     "Create your account",
 		"signup_lead":      "Welcome! Just a few details and you're all set.",
 		"signup_submit":    "Create account",
+		"terms_heading":    "Terms",
+		"terms_all":        "Agree to all",
+		"terms_all_submit": "Agree to all and create account",
 		"error_back":       "Back to sign in",
 		"error_code_label": "Error code",
 		"link_title":       "Link an account",
@@ -203,6 +209,9 @@ func signupMessage(lang, code, label string, maxLen int) string {
 	case "csrf":
 		return pick("보안을 위해 입력 화면의 유효 시간이 지났어요. 다시 한 번 제출해 주세요.",
 			"For your security, this form expired. Please submit it again.")
+	case "terms_required":
+		return pick("필수 약관에 모두 동의해야 가입할 수 있어요.",
+			"Please agree to every required term to create your account.")
 	case "field_missing", "field_blank", "field_too_long", "field_invalid":
 		if label == "" {
 			return generic
@@ -292,6 +301,10 @@ var errorCatalogue = map[string]map[string]errorText{
 	"identity_conflict": {
 		langKO: {"이미 다른 사용자와 연결된 계정이에요", "이 계정은 이미 다른 사용자에게 연결되어 있습니다. 그 사용자로 로그인하거나 다른 계정을 사용해 주세요."},
 		langEN: {"This account is already linked to someone else", "This account is already linked to another user. Sign in as that user, or use a different account."},
+	},
+	"terms_required": {
+		langKO: {"필수 약관 동의가 필요해요", "가입에 필요한 필수 약관에 동의하지 않으셨습니다. 다시 로그인해서 필수 약관에 동의해 주세요."},
+		langEN: {"Agreement to the required terms is needed", "You haven't agreed to the terms required to sign up. Please sign in again and agree to the required terms."},
 	},
 	"user_disabled": {
 		langKO: {"이용이 제한된 계정이에요", "이 계정은 운영자에 의해 이용이 중지되었습니다. 고객센터에 문의해 주세요."},

@@ -76,14 +76,24 @@ type SignupField struct {
 	Invalid     bool
 }
 
+// SignupTerm is one term of the signup form: a checkbox named "terms" whose
+// value is Tag, labelled in the request's language (known tags such as
+// service, privacy, marketing and age have wording; any other shows the tag),
+// with a link to URL.
+type SignupTerm struct {
+	Tag, URL          string
+	Required, Checked bool
+}
+
 // SignupPage is the data of the signup form.
 type SignupPage struct {
 	Action    string // form action, e.g. /auth/signup
 	CSRFToken string
 	Fields    []SignupField
+	Terms     []SignupTerm
 	// Error is a message code: "", field_missing, field_blank,
-	// field_too_long, field_invalid or csrf. It is rendered in the request's
-	// language with the label of the first Invalid field.
+	// field_too_long, field_invalid, csrf or terms_required. It is rendered
+	// in the request's language with the label of the first Invalid field.
 	Error string
 }
 
@@ -156,11 +166,14 @@ type signupData struct {
 	base
 	Action, CSRFToken, Message string
 	Fields                     []fieldView
+	Terms                      []termView
+	TermsInvalid               bool
 }
 
 // Signup renders the signup form with status (0 means 200).
 func (r *Renderer) Signup(w http.ResponseWriter, req *http.Request, status int, page SignupPage) {
 	d := signupData{base: newBase(req), Action: page.Action, CSRFToken: page.CSRFToken}
+	d.Terms, d.TermsInvalid = termViews(d.Lang, page.Terms), page.Error == "terms_required"
 	var firstInvalid *SignupField
 	for i, f := range page.Fields {
 		v := fieldView{

@@ -358,7 +358,7 @@ func TestErrorUnknownCodeFallsBack(t *testing.T) {
 func TestCatalogues(t *testing.T) {
 	required := []string{"invalid_request", "invalid_state", "access_denied", "invalid_grant", "invalid_id_token",
 		"invalid_response", "provider_error", "provider_timeout", "return_to_not_allowed", "unknown_provider",
-		"signup_expired", "identity_conflict", "user_disabled", "temporarily_unavailable", "rate_limited", "not_found", "method_not_allowed", "server_error",
+		"signup_expired", "identity_conflict", "terms_required", "user_disabled", "temporarily_unavailable", "rate_limited", "not_found", "method_not_allowed", "server_error",
 		"invalid_client", "invalid_redirect_uri"}
 	for _, code := range required {
 		texts, ok := errorCatalogue[code]
