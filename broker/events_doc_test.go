@@ -163,14 +163,14 @@ func startNodeReceiver(t *testing.T, script string) (string, func() []string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Fatal("node is needed for the Node receiver of docs/integrating.md")
+		requireInstalled(t, "node (for the Node receiver of docs/integrating.md)", "apt-get install -y nodejs, then run npm ci in test/js", err)
 	}
 	dir, err := filepath.Abs("../test/js")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "standardwebhooks", "package.json")); err != nil {
-		t.Fatalf("standardwebhooks is not installed: run npm ci in test/js (%v)", err)
+		requireInstalled(t, "the standardwebhooks package (test/js/node_modules)", "run npm ci in test/js", err)
 	}
 	f, err := os.CreateTemp(dir, ".doc-receiver-*.mjs")
 	if err != nil {

@@ -135,11 +135,12 @@ func artifactsDir(t *testing.T) string {
 }
 
 // startBrowser launches Chromium with exactly the flags CI uses. A browser
-// that cannot start fails the test with the reason: never a skip.
+// that is installed but cannot start fails the test with the reason, never
+// a skip; one that is not installed skips it loudly outside CI.
 func startBrowser(t *testing.T) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("Chromium is not installed at %s (apt-get install -y chromium; .ci/run does it): %v", chromiumPath, err)
+		requireInstalled(t, "Chromium", "apt-get install -y chromium", err)
 	}
 	b := &browser{t: t, artifacts: artifactsDir(t), output: &lockedBuffer{}, console: &lockedBuffer{}, network: &netLog{
 		method: map[network.RequestID]string{}, url: map[network.RequestID]string{}, origin: map[network.RequestID]string{},

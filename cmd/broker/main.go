@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -125,23 +126,53 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return usageError{"unknown command " + cmd}
 }
 
+// versionString is the module version (or the -ldflags version), then the
+// VCS revision, whether the tree was modified, and the revision's time,
+// from the build info the go command stamps into the binary:
+// "v1.2.3 (rev abc123def456, 2026-12-01T10:00:00Z)", or "devel" when built
+// without module or VCS information.
 func versionString() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return formatVersion(version, bi)
+}
+
+func formatVersion(ldflagsVersion string, bi *debug.BuildInfo) string {
+	v := ldflagsVersion
+	if v == "" && bi != nil {
+		v = bi.Main.Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
-		if v == "" || v == "(devel)" {
-			v = "devel"
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += "+" + s.Value[:12]
-			}
-		}
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	if bi == nil {
 		return v
 	}
-	return "devel"
+	var rev, at string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return v
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	parts := []string{"rev " + rev}
+	if modified {
+		parts = append(parts, "modified")
+	}
+	if at != "" {
+		parts = append(parts, at)
+	}
+	return v + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // newFlags returns a flag set that reports errors instead of exiting.
