@@ -47,7 +47,7 @@ func (s *Server) Handler() http.Handler {
 	}
 
 	// Assets and the demo frontend.
-	mux.Handle("GET /static/", http.StripPrefix("/static/", web.Static()))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", s.pages.Static()))
 	if s.cfg.Demo { // demo: true (broker-dev sets it)
 		mux.Handle("GET /demo/", web.Demo())
 	}

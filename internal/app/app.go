@@ -92,7 +92,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (a *App, err error)
 	if err != nil {
 		return nil, err
 	}
-	pages, err := web.New()
+	w := cfg.Web
+	pages, err := web.NewWith(web.Options{TemplatesDir: w.TemplatesDir, StaticDir: w.StaticDir, Brand: web.Brand{
+		ProductName: w.ProductName, LogoURL: w.LogoURL, PrimaryColor: w.PrimaryColor, TermsURL: w.TermsURL, PrivacyURL: w.PrivacyURL,
+	}})
 	if err != nil {
 		return nil, err
 	}

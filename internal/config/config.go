@@ -46,6 +46,7 @@ type Config struct {
 	Audit     Audit
 	Shutdown  Shutdown
 	Log       Log
+	Web       Web
 	Demo      bool // serve the demo frontend at /demo/
 	Providers []providers.Config
 	// NativeApps are the apps signing in through the system browser
@@ -55,6 +56,12 @@ type Config struct {
 	// Warnings are settings that work but are likely mistakes; serve logs
 	// each at start.
 	Warnings []string
+}
+
+// Web brands the pages: web.Options of internal/web.
+type Web struct {
+	TemplatesDir, StaticDir                                  string
+	ProductName, LogoURL, PrimaryColor, TermsURL, PrivacyURL string
 }
 
 // Log is how the broker writes its log.
@@ -227,6 +234,15 @@ type file struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
 	} `yaml:"log"`
+	Web struct {
+		TemplatesDir string `yaml:"templates_dir"`
+		StaticDir    string `yaml:"static_dir"`
+		ProductName  string `yaml:"product_name"`
+		LogoURL      string `yaml:"logo_url"`
+		PrimaryColor string `yaml:"primary_color"`
+		TermsURL     string `yaml:"terms_url"`
+		PrivacyURL   string `yaml:"privacy_url"`
+	} `yaml:"web"`
 	Demo       bool               `yaml:"demo"`
 	Providers  []providers.Config `yaml:"providers"`
 	NativeApps []nativeapps.Entry `yaml:"native_apps"`
@@ -546,6 +562,7 @@ func validate(f *file, p *problems, unset map[string]string) *Config {
 		p.add("log.format", "must be json or text, got %q", f.Log.Format)
 	}
 	c.Demo = f.Demo
+	validateWeb(f, c, p)
 
 	// shutdown
 	c.Shutdown.Drain = duration(p, "shutdown.drain", f.Shutdown.Drain, 5*time.Second, true)
@@ -643,6 +660,40 @@ func validateTerms(f *file, c *Config, p *problems) {
 			}
 		}
 	}
+}
+
+var hexColor = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+func validateWeb(f *file, c *Config, p *problems) {
+	w := f.Web
+	for key, dir := range map[string]string{"web.templates_dir": w.TemplatesDir, "web.static_dir": w.StaticDir} {
+		if dir == "" {
+			continue
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			p.add(key, "%q is not a readable directory", dir)
+		}
+	}
+	if len(w.ProductName) > 64 || strings.ContainsAny(w.ProductName, "\x00\r\n\t") {
+		p.add("web.product_name", "must be one line of at most 64 bytes")
+	}
+	// The CSP lets pages load images from their own origin only.
+	if w.LogoURL != "" && (!strings.HasPrefix(w.LogoURL, "/") || strings.HasPrefix(w.LogoURL, "//") || strings.ContainsAny(w.LogoURL, "\\ \"'<>")) {
+		p.add("web.logo_url", "must be a path on the broker's own origin, like /static/logo.svg (the pages' CSP loads no other images), got %q", w.LogoURL)
+	}
+	if w.PrimaryColor != "" && !hexColor.MatchString(w.PrimaryColor) {
+		p.add("web.primary_color", "must be a #rgb or #rrggbb colour, got %q", w.PrimaryColor)
+	}
+	for key, v := range map[string]string{"web.terms_url": w.TermsURL, "web.privacy_url": w.PrivacyURL} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			p.add(key, "must be an absolute http(s) URL, got %q", v)
+		}
+	}
+	c.Web = Web{TemplatesDir: w.TemplatesDir, StaticDir: w.StaticDir, ProductName: w.ProductName, LogoURL: w.LogoURL,
+		PrimaryColor: w.PrimaryColor, TermsURL: w.TermsURL, PrivacyURL: w.PrivacyURL}
 }
 
 func validateEvents(f *file, c *Config, p *problems, unset map[string]string) {

@@ -218,3 +218,19 @@ func TestProfileClaimsChecked(t *testing.T) {
 		}
 	}
 }
+
+func TestWebSettingsChecked(t *testing.T) {
+	dir := t.TempDir()
+	good := "web:\n  templates_dir: " + dir + "\n  logo_url: /static/logo.svg\n  primary_color: \"#0a7d4f\"\n  terms_url: https://x.example/t\ndatabase:"
+	c, err := Parse([]byte(strings.Replace(valid, "database:", good, 1)), env(goodEnv()))
+	if err != nil || c.Web.TemplatesDir != dir || c.Web.PrimaryColor != "#0a7d4f" {
+		t.Fatalf("good web settings: %+v, %v", c, err)
+	}
+	bad := "web:\n  templates_dir: /nonexistent-dir\n  logo_url: https://cdn.example/logo.png\n  primary_color: red\n  privacy_url: javascript:alert(1)\ndatabase:"
+	_, err = Parse([]byte(strings.Replace(valid, "database:", bad, 1)), env(goodEnv()))
+	for _, want := range []string{"web.templates_dir", "web.logo_url", "web.primary_color", "web.privacy_url"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad web settings: err = %v, want %s named", err, want)
+		}
+	}
+}

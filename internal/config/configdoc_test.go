@@ -17,10 +17,7 @@ import (
 // listed key already exists, so the list cannot go stale.
 var (
 	// top-level key paths
-	pendingKeys = []string{
-		"web.templates_dir", "web.static_dir", "web.product_name", "web.logo_url",
-		"web.primary_color", "web.terms_url", "web.privacy_url",
-	}
+	pendingKeys = []string{}
 	// provider types documented before their preset exists
 	pendingTypes = []string{}
 	// type:key pairs of existing provider types

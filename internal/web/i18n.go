@@ -111,6 +111,8 @@ var ui = map[string]map[string]string{
 		"link_lead":        "지금 로그인한 계정에 %s 계정을 연결할까요? 직접 요청하지 않았다면 취소하세요.",
 		"link_continue":    "연결하기",
 		"link_cancel":      "취소",
+		"footer_terms":     "이용약관",
+		"footer_privacy":   "개인정보 처리방침",
 	},
 	langEN: {
 		"login_title":      "Sign in",
@@ -130,6 +132,8 @@ var ui = map[string]map[string]string{
 		"link_lead":        "Link a %s account to the account you are signed in with? If you did not ask for this, cancel.",
 		"link_continue":    "Link account",
 		"link_cancel":      "Cancel",
+		"footer_terms":     "Terms of service",
+		"footer_privacy":   "Privacy policy",
 	},
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -21,31 +22,57 @@ import (
 type assets struct {
 	fsys  fs.FS
 	etags map[string]string // "style.css" -> `"<hash>"`
+	brand []byte            // brand.css, generated
 }
 
-var staticAssets = sync.OnceValues(func() (*assets, error) {
+// embedded is templates/static alone (for Demo and the tests).
+var staticAssets = sync.OnceValues(func() (*assets, error) { return loadAssets("", nil) })
+
+// loadAssets reads templates/static, with the files of dir (when set) in
+// place of or beside the built-in ones, and brand.css (when brandCSS is
+// set).
+func loadAssets(dir string, brandCSS []byte) (*assets, error) {
 	sub, err := fs.Sub(templates.FS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("web: static assets: %w", err)
 	}
-	a := &assets{fsys: sub, etags: make(map[string]string)}
-	err = fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	var fsys fs.FS = sub
+	if dir != "" {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("web.static_dir: %s is not a readable directory", dir)
 		}
-		b, err := fs.ReadFile(sub, p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		a.etags[p] = `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
-		return nil
-	})
-	if err != nil {
+		fsys = overlay{top: os.DirFS(dir), base: sub}
+	}
+	a := &assets{fsys: fsys, etags: make(map[string]string)}
+	add := func(fsys fs.FS) error {
+		return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(a.fsys, p) // the file that wins
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			a.etags[p] = `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+			return nil
+		})
+	}
+	if err := add(sub); err != nil {
 		return nil, fmt.Errorf("web: static assets: %w", err)
 	}
+	if dir != "" {
+		if err := add(os.DirFS(dir)); err != nil {
+			return nil, fmt.Errorf("web.static_dir: %w", err)
+		}
+	}
+	if brandCSS != nil {
+		a.brand = brandCSS
+		sum := sha256.Sum256(brandCSS)
+		a.etags["brand.css"] = `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+	}
 	return a, nil
-})
+}
 
 // allowRead answers 405 for anything but GET and HEAD.
 func allowRead(w http.ResponseWriter, req *http.Request) bool {
@@ -69,6 +96,14 @@ func Static() http.Handler {
 			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		})
 	}
+	return a.handler()
+}
+
+// Static serves the renderer's assets: the built-in ones, the operator's
+// web.static_dir over them, and brand.css.
+func (r *Renderer) Static() http.Handler { return r.assets.handler() }
+
+func (a *assets) handler() http.Handler {
 	files := http.FileServerFS(a.fsys)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if !allowRead(w, req) {
@@ -84,6 +119,11 @@ func Static() http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("ETag", etag)
 		h.Set("X-Content-Type-Options", "nosniff")
+		if name == "brand.css" && a.brand != nil {
+			h.Set("Content-Type", "text/css; charset=utf-8")
+			http.ServeContent(w, req, name, time.Time{}, bytes.NewReader(a.brand))
+			return
+		}
 		files.ServeHTTP(w, req)
 	})
 }

@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -32,18 +34,53 @@ const (
 // loginPath is where the error page sends the user to start again.
 const loginPath = "/auth/login"
 
-// Renderer holds the parsed page templates. It is safe for concurrent use.
+// Renderer holds the parsed page templates and the static assets. It is
+// safe for concurrent use.
 type Renderer struct {
-	pages map[string]*template.Template
+	pages  map[string]*template.Template
+	brand  Brand
+	assets *assets
 }
 
-// New parses the embedded templates. It fails if a page is missing or
-// malformed, or if a static asset the pages rely on is missing, so that the
-// broker refuses to start rather than failing on the first request.
-func New() (*Renderer, error) {
-	r := &Renderer{pages: make(map[string]*template.Template)}
+// Options let operators brand the pages. The zero value is the built-in
+// look.
+type Options struct {
+	// TemplatesDir holds templates that replace the built-in ones of the
+	// same name (login.html, signup.html, error.html, link.html,
+	// layout.html); "" keeps them all.
+	TemplatesDir string
+	// StaticDir holds assets served at /static/ in place of (or beside)
+	// the built-in ones of the same name.
+	StaticDir string
+	Brand     Brand
+}
+
+// Brand is what every page shows of the product.
+type Brand struct {
+	ProductName  string // shown above each page's card
+	LogoURL      string // a same-origin path (e.g. /static/logo.svg): the CSP allows no other images
+	PrimaryColor string // #rgb or #rrggbb: buttons and links
+	TermsURL     string // footer links
+	PrivacyURL   string
+}
+
+// New parses the embedded templates (see NewWith).
+func New() (*Renderer, error) { return NewWith(Options{}) }
+
+// NewWith parses the templates, the operator's over the embedded ones. It
+// fails if a page is missing or malformed, or if a static asset the pages
+// rely on is missing, so that the broker refuses to start rather than
+// failing on the first request. Templates are html/template: whatever an
+// override prints is escaped as in the built-in pages, and the CSP still
+// allows no inline script or style.
+func NewWith(o Options) (*Renderer, error) {
+	r := &Renderer{pages: make(map[string]*template.Template), brand: o.Brand}
+	var tfs fs.FS = templates.FS
+	if o.TemplatesDir != "" {
+		tfs = overlay{top: os.DirFS(o.TemplatesDir), base: templates.FS}
+	}
 	for _, name := range []string{pageLogin, pageSignup, pageError, pageLink} {
-		t, err := template.New(name).Option("missingkey=error").ParseFS(templates.FS, name, "layout.html")
+		t, err := template.New(name).Option("missingkey=error").ParseFS(tfs, name, "layout.html")
 		if err != nil {
 			return nil, fmt.Errorf("web: parse %s: %w", name, err)
 		}
@@ -54,10 +91,32 @@ func New() (*Renderer, error) {
 			return nil, fmt.Errorf("web: missing asset %s: %w", name, err)
 		}
 	}
-	if _, err := staticAssets(); err != nil {
+	a, err := loadAssets(o.StaticDir, brandCSS(o.Brand.PrimaryColor))
+	if err != nil {
 		return nil, err
 	}
+	r.assets = a
 	return r, nil
+}
+
+// overlay opens a file from top, or from base when top lacks it.
+type overlay struct{ top, base fs.FS }
+
+func (o overlay) Open(name string) (fs.File, error) {
+	if f, err := o.top.Open(name); err == nil {
+		return f, nil
+	}
+	return o.base.Open(name)
+}
+
+// brandCSS is /static/brand.css: the primary colour as the pages' accent
+// (validated by the config as #rgb or #rrggbb).
+func brandCSS(color string) []byte {
+	if color == "" {
+		return []byte("/* no brand colour configured */\n")
+	}
+	return []byte(":root { --accent: " + color + "; --accent-text: #ffffff; }\n" +
+		"@media (prefers-color-scheme: dark) { :root { --accent: " + color + "; --accent-text: #ffffff; } }\n")
 }
 
 // ProviderButton is one login button. Type is the provider preset: kakao,
@@ -99,13 +158,14 @@ type SignupPage struct {
 
 // base is what every page template sees.
 type base struct {
-	Lang string
-	T    map[string]string
+	Lang  string
+	T     map[string]string
+	Brand Brand
 }
 
-func newBase(req *http.Request) base {
+func (r *Renderer) newBase(req *http.Request) base {
 	lang := Lang(req)
-	return base{Lang: lang, T: ui[lang]}
+	return base{Lang: lang, T: ui[lang], Brand: r.brand}
 }
 
 type buttonView struct {
@@ -125,7 +185,7 @@ type loginData struct {
 
 // Login renders the login page with one button per provider (200).
 func (r *Renderer) Login(w http.ResponseWriter, req *http.Request, page LoginPage) {
-	d := loginData{base: newBase(req)}
+	d := loginData{base: r.newBase(req)}
 	for _, p := range page.Providers {
 		style := strings.ToLower(p.Type)
 		switch style {
@@ -172,7 +232,7 @@ type signupData struct {
 
 // Signup renders the signup form with status (0 means 200).
 func (r *Renderer) Signup(w http.ResponseWriter, req *http.Request, status int, page SignupPage) {
-	d := signupData{base: newBase(req), Action: page.Action, CSRFToken: page.CSRFToken}
+	d := signupData{base: r.newBase(req), Action: page.Action, CSRFToken: page.CSRFToken}
 	d.Terms, d.TermsInvalid = termViews(d.Lang, page.Terms), page.Error == "terms_required"
 	var firstInvalid *SignupField
 	for i, f := range page.Fields {
@@ -227,7 +287,7 @@ type linkData struct {
 
 // LinkConfirm renders the link confirmation page (200).
 func (r *Renderer) LinkConfirm(w http.ResponseWriter, req *http.Request, page LinkConfirmPage) {
-	d := linkData{base: newBase(req), ContinueHref: page.ContinueHref, CancelHref: page.CancelHref}
+	d := linkData{base: r.newBase(req), ContinueHref: page.ContinueHref, CancelHref: page.CancelHref}
 	d.Lead = fmt.Sprintf(d.T["link_lead"], page.Provider)
 	r.render(w, req, http.StatusOK, pageLink, d)
 }
@@ -247,7 +307,7 @@ func (r *Renderer) Error(w http.ResponseWriter, req *http.Request, status int, c
 // ErrorReturning is Error whose "back to sign in" keeps returnTo, a
 // return_to the broker validated already.
 func (r *Renderer) ErrorReturning(w http.ResponseWriter, req *http.Request, status int, code, returnTo string) {
-	d := errorData{base: newBase(req), LoginHref: loginPath}
+	d := errorData{base: r.newBase(req), LoginHref: loginPath}
 	var text errorText
 	d.Code, text = lookupError(d.Lang, code)
 	d.Title, d.Message = text.Title, text.Message
