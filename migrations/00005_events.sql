@@ -66,9 +66,8 @@ CREATE INDEX audit_log_at ON audit_log (at);
 CREATE INDEX audit_log_user ON audit_log (user_id, id);
 
 -- The refresh functions report a reuse (an event and an audit row) in the
--- statement that detects it; they gain the client's address and agent.
+-- statement that detects it, with the client's address and agent.
 DROP FUNCTION broker_rotate_refresh(bytea, bytea, timestamptz, interval, interval);
-DROP FUNCTION broker_check_refresh(bytea, timestamptz, interval, interval);
 
 -- +goose StatementBegin
 CREATE FUNCTION broker_rotate_refresh(
@@ -129,6 +128,11 @@ END;
 $$;
 -- +goose StatementEnd
 
+-- broker_check_refresh judges a refresh token presented to an endpoint that
+-- does not rotate it (link, logout): only the session's live token, or its
+-- parent within the grace while the child is still unused, counts as the
+-- session. Any older generation is a reuse: the session is revoked, exactly
+-- as broker_rotate_refresh does. Nothing else is written.
 -- +goose StatementBegin
 CREATE FUNCTION broker_check_refresh(
     p_hash bytea, p_now timestamptz, p_grace interval, p_idle interval,
