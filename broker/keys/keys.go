@@ -329,21 +329,12 @@ func (m *Manager) Ensure(ctx context.Context) error {
 		return err
 	}
 	// No key to sign with because none opens: say so rather than fail later.
-	if len(m.Unreadable()) > 0 && !m.hasActive() {
-		return ErrWrongEncryptionKey
-	}
-	return nil
-}
-
-// hasActive reports whether a loaded key signs now.
-func (m *Manager) hasActive() bool {
-	now := m.cfg.Now()
-	for _, k := range m.Keys() {
-		if k.State(now) == "active" {
-			return true
+	if len(m.Unreadable()) > 0 {
+		if k, err := m.Active(); err != nil || k.State(m.cfg.Now()) != "active" {
+			return ErrWrongEncryptionKey
 		}
 	}
-	return false
+	return nil
 }
 
 // Rotate schedules the next key now (broker keys rotate): it is published
