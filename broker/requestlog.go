@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
-	"net/netip"
-	"strings"
+
+	"github.com/socialbroker/broker/internal/ratelimit"
 )
 
 // Every request has an id: the X-Request-Id a trusted proxy sent, or one
@@ -18,34 +18,12 @@ type requestIDKey struct{}
 
 // requestID returns the request's id for its answer and its log lines.
 func (s *Server) requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); id != "" && validRequestID(id) && s.fromTrustedProxy(r) {
+	if id := r.Header.Get("X-Request-Id"); id != "" && validRequestID(id) && ratelimit.FromTrustedProxy(r, s.cfg.Limits.TrustedProxies) {
 		return id
 	}
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// fromTrustedProxy reports whether the TCP peer is in limits.trusted_proxies.
-func (s *Server) fromTrustedProxy(r *http.Request) bool {
-	if len(s.cfg.Limits.TrustedProxies) == 0 {
-		return false
-	}
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = strings.Trim(host[:i], "[]")
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range s.cfg.Limits.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // validRequestID: up to 128 characters of [A-Za-z0-9._:-], so an id is safe

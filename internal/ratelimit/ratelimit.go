@@ -108,15 +108,10 @@ func (l *Limiter) sweep(now time.Time) {
 // when the peer is a trusted proxy, the right-most X-Forwarded-For entry
 // that is not itself a trusted proxy.
 func ClientAddr(r *http.Request, trusted []netip.Prefix) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
+	host, peer, err := peerAddr(r)
 	if err != nil {
 		return host
 	}
-	peer = peer.Unmap()
 	if !isTrusted(peer, trusted) {
 		return peer.String()
 	}
@@ -136,6 +131,22 @@ func ClientAddr(r *http.Request, trusted []netip.Prefix) string {
 		}
 	}
 	return client.String()
+}
+
+// FromTrustedProxy reports whether the request's TCP peer is in trusted.
+func FromTrustedProxy(r *http.Request, trusted []netip.Prefix) bool {
+	_, peer, err := peerAddr(r)
+	return err == nil && isTrusted(peer, trusted)
+}
+
+// peerAddr is the request's TCP peer: its host part, and as an address.
+func peerAddr(r *http.Request) (string, netip.Addr, error) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	return host, peer.Unmap(), err
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
