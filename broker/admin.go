@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/socialbroker/broker/internal/ratelimit"
 	"github.com/socialbroker/broker/storage"
 )
 
@@ -58,7 +57,8 @@ func (s *Server) admin(h apiHandler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="admin"`)
 			return &apiError{Status: http.StatusUnauthorized, Code: "invalid_token", Description: "A valid admin key is required."}
 		}
-		a := storage.Actor{Name: "admin:" + name, IP: ratelimit.ClientAddr(r, nil), UserAgent: clip(r.UserAgent(), maxUserAgent)}
+		a := storage.ActorOf(r.Context()) // the client observe recorded
+		a.Name = "admin:" + name
 		return h(w, r.WithContext(storage.WithActor(r.Context(), a)))
 	})
 }
