@@ -39,6 +39,20 @@ func returnToParam(r *http.Request) (string, error) {
 	return raw, nil
 }
 
+// returnTo is the request's return_to resolved against redirects (the
+// default when absent); one not allowed, or repeated, is a 400 page.
+func (s *Server) returnTo(r *http.Request) (string, error) {
+	raw, err := returnToParam(r)
+	if err != nil {
+		return "", err
+	}
+	rt, err := s.cfg.Redirects.Resolve(raw)
+	if err != nil {
+		return "", &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
+	}
+	return rt, nil
+}
+
 // loginPage is GET / and GET /auth/login: one button per provider, each
 // carrying the (validated) return_to along.
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
@@ -105,13 +119,9 @@ func (s *Server) confirmLink(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return &pageError{Status: http.StatusNotFound, Code: "unknown_provider"}
 	}
-	raw, err := returnToParam(r)
+	returnTo, err := s.returnTo(r)
 	if err != nil {
 		return err
-	}
-	returnTo, err := s.cfg.Redirects.Resolve(raw)
-	if err != nil {
-		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
 	}
 	name := p.Info().DisplayName
 	if name == "" {
@@ -136,13 +146,9 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, link storage.
 	if err != nil {
 		return err
 	}
-	raw, err := returnToParam(r)
+	returnTo, err := s.returnTo(r)
 	if err != nil {
 		return err
-	}
-	returnTo, err := s.cfg.Redirects.Resolve(raw)
-	if err != nil {
-		return &pageError{Status: http.StatusBadRequest, Code: "return_to_not_allowed", Cause: err}
 	}
 	keepReturnTo(r, returnTo)
 	opts, err := authOptions(r.URL.Query(), link.SessionID != "")
