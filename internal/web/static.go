@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	jsclient "github.com/socialbroker/broker/clients/js"
 	"github.com/socialbroker/broker/templates"
 )
 
@@ -22,15 +23,23 @@ import (
 type assets struct {
 	fsys  fs.FS
 	etags map[string]string // "style.css" -> `"<hash>"`
-	brand []byte            // brand.css, generated
+	// Files that are not in fsys: the JavaScript client the npm package
+	// ships (broker-client.js) and the generated brand.css.
+	memory map[string][]byte
+}
+
+func etagOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
 }
 
 // embedded is templates/static alone (for Demo and the tests).
 var staticAssets = sync.OnceValues(func() (*assets, error) { return loadAssets("", nil) })
 
 // loadAssets reads templates/static, with the files of dir (when set) in
-// place of or beside the built-in ones, and brand.css (when brandCSS is
-// set).
+// place of or beside the built-in ones, the JavaScript client
+// (clients/js/index.js as broker-client.js), and brand.css (when brandCSS
+// is set).
 func loadAssets(dir string, brandCSS []byte) (*assets, error) {
 	sub, err := fs.Sub(templates.FS, "static")
 	if err != nil {
@@ -43,7 +52,10 @@ func loadAssets(dir string, brandCSS []byte) (*assets, error) {
 		}
 		fsys = overlay{top: os.DirFS(dir), base: sub}
 	}
-	a := &assets{fsys: fsys, etags: make(map[string]string)}
+	a := &assets{fsys: fsys, etags: make(map[string]string), memory: map[string][]byte{"broker-client.js": jsclient.Source}}
+	if brandCSS != nil {
+		a.memory["brand.css"] = brandCSS
+	}
 	add := func(fsys fs.FS) error {
 		return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -53,8 +65,7 @@ func loadAssets(dir string, brandCSS []byte) (*assets, error) {
 			if err != nil {
 				return err
 			}
-			sum := sha256.Sum256(b)
-			a.etags[p] = `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+			a.etags[p] = etagOf(b)
 			return nil
 		})
 	}
@@ -66,10 +77,8 @@ func loadAssets(dir string, brandCSS []byte) (*assets, error) {
 			return nil, fmt.Errorf("web.static_dir: %w", err)
 		}
 	}
-	if brandCSS != nil {
-		a.brand = brandCSS
-		sum := sha256.Sum256(brandCSS)
-		a.etags["brand.css"] = `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+	for name, b := range a.memory {
+		a.etags[name] = etagOf(b)
 	}
 	return a, nil
 }
@@ -100,7 +109,7 @@ func Static() http.Handler {
 }
 
 // Static serves the renderer's assets: the built-in ones, the operator's
-// web.static_dir over them, and brand.css.
+// web.static_dir over them, the JavaScript client and brand.css.
 func (r *Renderer) Static() http.Handler { return r.assets.handler() }
 
 func (a *assets) handler() http.Handler {
@@ -119,9 +128,8 @@ func (a *assets) handler() http.Handler {
 		h.Set("Cache-Control", "no-cache")
 		h.Set("ETag", etag)
 		h.Set("X-Content-Type-Options", "nosniff")
-		if name == "brand.css" && a.brand != nil {
-			h.Set("Content-Type", "text/css; charset=utf-8")
-			http.ServeContent(w, req, name, time.Time{}, bytes.NewReader(a.brand))
+		if b, ok := a.memory[name]; ok {
+			http.ServeContent(w, req, name, time.Time{}, bytes.NewReader(b)) // Content-Type by extension
 			return
 		}
 		files.ServeHTTP(w, req)

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"html"
 	"io/fs"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	jsclient "github.com/socialbroker/broker/clients/js"
 	"github.com/socialbroker/broker/templates"
 )
 
@@ -520,5 +522,22 @@ func TestDemo(t *testing.T) {
 	}
 	if rec.Header().Get("Cache-Control") != "no-cache" || rec.Header().Get("ETag") == "" {
 		t.Errorf("demo caching headers: %v", rec.Header())
+	}
+}
+
+// /static/broker-client.js is the JavaScript client the npm package ships,
+// as a module script (the demo imports it).
+func TestStaticServesTheJSClient(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	r.Static().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/broker-client.js", nil))
+	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/javascript") || rec.Header().Get("ETag") == "" {
+		t.Fatalf("broker-client.js: %d %q etag %q", rec.Code, rec.Header().Get("Content-Type"), rec.Header().Get("ETag"))
+	}
+	if !bytes.Equal(rec.Body.Bytes(), jsclient.Source) || !bytes.Contains(jsclient.Source, []byte("export function createClient")) {
+		t.Fatal("broker-client.js is not clients/js/index.js")
 	}
 }

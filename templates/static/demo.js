@@ -1,5 +1,5 @@
 // Demo frontend for the broker: get an access token through the JavaScript
-// client (clients/js, served as /static/broker-client.js), verify it in the
+// client (clients/js/index.js, served as /static/broker-client.js), verify it in the
 // browser against the JWKS, then call /auth/me with it. An ES module.
 import { createClient } from '/static/broker-client.js';
 
