@@ -53,6 +53,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/socialbroker/broker/broker"
+	"github.com/socialbroker/broker/internal/childproc"
 	"github.com/socialbroker/broker/internal/pglocal"
 	"github.com/socialbroker/broker/storage"
 )
@@ -599,9 +600,9 @@ func setup(ctx context.Context, o options, rep *report) (e *env, cleanup func(),
 	if err != nil {
 		return nil, cleanup, err
 	}
-	e.brokerPID = proc.pid
+	e.brokerPID = proc.PID
 	undo = append(undo, func() {
-		if err := proc.stop(20 * time.Second); err != nil {
+		if err := proc.Stop(20 * time.Second); err != nil {
 			logf("stopping the broker: %v", err)
 		}
 	})
@@ -710,58 +711,24 @@ providers:
 }
 
 // brokerProc is the broker child process.
-type brokerProc struct {
-	pid  int
-	done chan struct{}
-}
+type brokerProc = childproc.Process
 
 // startBroker starts `broker serve`. The child gets SIGKILL should this
-// process die; it is started from a goroutine locked to its OS thread (the
-// parent-death signal follows the thread that forked), which lives until
-// the child is reaped.
+// process die (childproc.Start keeps the forking thread alive).
 func startBroker(bin, cfg, logPath string) (*brokerProc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
+	defer logf.Close() // the child writes through its own descriptor
 	cmd := exec.Command(bin, "serve", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	p := &brokerProc{done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer logf.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		started <- nil
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	p, err := childproc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
 	return p, nil
-}
-
-func (p *brokerProc) stop(wait time.Duration) error {
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	_ = syscall.Kill(p.pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(wait):
-	}
-	_ = syscall.Kill(p.pid, syscall.SIGKILL)
-	<-p.done
-	return fmt.Errorf("broker (pid %d) ignored SIGTERM for %v and was killed", p.pid, wait)
 }
 
 func waitReady(ctx context.Context, e *env, p *brokerProc, logPath string) error {
@@ -776,7 +743,7 @@ func waitReady(ctx context.Context, e *env, p *brokerProc, logPath string) error
 			}
 		}
 		select {
-		case <-p.done:
+		case <-p.Done:
 			return fmt.Errorf("the broker exited during start:\n%s", tail(logPath, 2048))
 		case <-ctx.Done():
 			return ctx.Err()

@@ -28,7 +28,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +36,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/socialbroker/broker/internal/childproc"
 )
 
 // ErrNoServer says the PostgreSQL server binaries are missing.
@@ -67,13 +68,7 @@ type Cluster struct {
 	cred    *syscall.Credential // nil: run as the current user
 
 	mu   sync.Mutex
-	proc *process // nil while stopped
-}
-
-// process is one postmaster started by this package.
-type process struct {
-	pid  int
-	done chan struct{} // closed once the postmaster has exited and been reaped
+	proc *childproc.Process // the postmaster; nil while stopped
 }
 
 const (
@@ -345,23 +340,23 @@ func (c *Cluster) start(ctx context.Context) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: c.cred,
 		// The kernel sends SIGQUIT (immediate shutdown) to postgres when the
-		// thread that forked it exits, see spawn.
+		// thread that forked it exits, see childproc.Start.
 		Pdeathsig: syscall.SIGQUIT,
 		// Own process group: a Ctrl-C in the terminal of `broker dev` reaches
 		// the broker, which stops the server itself (or dies, and then the
 		// parent-death signal stops it).
 		Setpgid: true,
 	}
-	p, err := spawn(cmd)
+	p, err := childproc.Start(cmd)
 	if err != nil {
 		return fmt.Errorf("pglocal: start postgres: %w", err)
 	}
 
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for !ready(c.data, p.pid) {
+	for !ready(c.data, p.PID) {
 		select {
-		case <-p.done:
+		case <-p.Done:
 			tail := logSince(c.logPath, logStart)
 			switch {
 			case strings.Contains(tail, "could not create any TCP/IP sockets"), strings.Contains(tail, "could not bind IPv4 address"):
@@ -371,42 +366,15 @@ func (c *Cluster) start(ctx context.Context) error {
 			}
 			return fmt.Errorf("pglocal: postgres exited during start:\n%s", tail)
 		case <-ctx.Done():
-			_ = syscall.Kill(p.pid, syscall.SIGQUIT)
-			<-p.done
+			_ = syscall.Kill(p.PID, syscall.SIGQUIT)
+			<-p.Done
 			return fmt.Errorf("pglocal: postgres did not become ready: %w\n%s", ctx.Err(), logSince(c.logPath, logStart))
 		case <-tick.C:
 		}
 	}
 	c.proc = p
-	c.logf("pglocal: postgres (pid %d) accepts connections on 127.0.0.1:%d", p.pid, c.port)
+	c.logf("pglocal: postgres (pid %d) accepts connections on 127.0.0.1:%d", p.PID, c.port)
 	return nil
-}
-
-// spawn starts cmd from a goroutine locked to its OS thread, which waits for
-// the child and only then exits. The parent-death signal is tied to the
-// thread that forked the child, not to the process: had the fork happened on
-// an ordinary thread, the Go runtime could retire that thread and the kernel
-// would stop the server while this process lives. A locked goroutine keeps its
-// thread for as long as it runs, and it runs until the child is reaped.
-func spawn(cmd *exec.Cmd) (*process, error) {
-	p := &process{done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		// Never unlocked: the thread ends with the goroutine, after the child.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		started <- nil
-		_ = cmd.Wait() // exit status does not matter: the log says why
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return p, nil
 }
 
 // stop signals the postmaster and waits for it to exit, escalating to SIGKILL
@@ -418,22 +386,22 @@ func (c *Cluster) stop(sig syscall.Signal) error {
 	}
 	c.proc = nil
 	select {
-	case <-p.done: // it already exited (crashed, or killed from outside)
+	case <-p.Done: // it already exited (crashed, or killed from outside)
 		return nil
 	default:
 	}
-	if err := syscall.Kill(p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("pglocal: stop postgres (pid %d): %w", p.pid, err)
+	if err := syscall.Kill(p.PID, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("pglocal: stop postgres (pid %d): %w", p.PID, err)
 	}
 	select {
-	case <-p.done:
-		c.logf("pglocal: postgres (pid %d) stopped", p.pid)
+	case <-p.Done:
+		c.logf("pglocal: postgres (pid %d) stopped", p.PID)
 		return nil
 	case <-time.After(stopTimeout):
 	}
-	_ = syscall.Kill(p.pid, syscall.SIGKILL)
-	<-p.done
-	return fmt.Errorf("pglocal: postgres (pid %d) ignored %v for %v and was killed", p.pid, sig, stopTimeout)
+	_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	<-p.Done
+	return fmt.Errorf("pglocal: postgres (pid %d) ignored %v for %v and was killed", p.PID, sig, stopTimeout)
 }
 
 // ready reports whether data/postmaster.pid is the one of pid and says "ready",

@@ -219,7 +219,7 @@ func waitBalanced(t *testing.T, hp *proc, base string, n int) {
 			seen[resp.Header.Get("X-Broker")] = true
 		}
 		if hp.exited() || time.Now().After(deadline) {
-			t.Fatalf("HAProxy balanced over %v only: %v\n%s", seen, hp.err, hp.tail())
+			t.Fatalf("HAProxy balanced over %v only: %v\n%s", seen, hp.Err, hp.tail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

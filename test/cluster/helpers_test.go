@@ -29,6 +29,7 @@ import (
 	"github.com/socialbroker/broker/internal/pglocal"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/socialbroker/broker/internal/childproc"
 	"github.com/socialbroker/broker/internal/fakeidp"
 	"github.com/socialbroker/broker/storage"
 )
@@ -175,16 +176,12 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// proc is a child process started by a test. It gets SIGKILL should the
-// test binary die (the parent-death signal follows the thread that forked
-// it, so that thread is locked and lives until the child is reaped), and is
-// stopped at the test's end.
+// proc is a child process started by a test: it gets SIGKILL should the
+// test binary die (childproc), and is stopped at the test's end.
 type proc struct {
+	*childproc.Process
 	name string
 	log  string
-	pid  int
-	done chan struct{}
-	err  error // exit status, once done is closed
 }
 
 func startProc(t *testing.T, name, logPath string, cred *syscall.Credential, prog string, args ...string) *proc {
@@ -193,26 +190,15 @@ func startProc(t *testing.T, name, logPath string, cred *syscall.Credential, pro
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer logf.Close() // the child writes through its own descriptor
 	cmd := exec.Command(prog, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: cred}
-	p := &proc{name: name, log: logPath, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer logf.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	cp, err := childproc.Start(cmd)
+	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
+	p := &proc{Process: cp, name: name, log: logPath}
 	t.Cleanup(func() {
 		if err := p.stop(10 * time.Second); err != nil {
 			t.Logf("%s: %v", name, err)
@@ -221,29 +207,15 @@ func startProc(t *testing.T, name, logPath string, cred *syscall.Credential, pro
 	return p
 }
 
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *proc) exited() bool { return p.Exited() }
 
 // stop sends SIGTERM and waits up to wait, then kills. It returns the
 // process's exit error (nil for status 0).
 func (p *proc) stop(wait time.Duration) error {
-	if !p.exited() {
-		_ = syscall.Kill(p.pid, syscall.SIGTERM)
+	if err := p.Stop(wait); err != nil {
+		return fmt.Errorf("%s: %w", p.name, err)
 	}
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(wait):
-	}
-	_ = syscall.Kill(p.pid, syscall.SIGKILL)
-	<-p.done
-	return fmt.Errorf("%s (pid %d) ignored SIGTERM for %v and was killed", p.name, p.pid, wait)
+	return nil
 }
 
 func (p *proc) tail() string {
@@ -348,7 +320,7 @@ func (b *brokerProc) waitReady(t *testing.T, within time.Duration) {
 			}
 		}
 		if b.exited() {
-			t.Fatalf("%s exited during start: %v\n%s", b.name, b.err, b.tail())
+			t.Fatalf("%s exited during start: %v\n%s", b.name, b.Err, b.tail())
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not ready within %v:\n%s", b.name, within, b.tail())

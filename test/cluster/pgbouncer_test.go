@@ -63,7 +63,7 @@ ignore_startup_parameters = extra_float_digits
 			return port
 		}
 		if p.exited() || time.Now().After(deadline) {
-			t.Fatalf("pgbouncer did not start: %v\n%s", p.err, p.tail())
+			t.Fatalf("pgbouncer did not start: %v\n%s", p.Err, p.tail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
