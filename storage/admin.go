@@ -14,11 +14,7 @@ import (
 // disabled user changes nothing. ErrNotFound for an unknown user.
 func (s *Store) DisableUser(ctx context.Context, id, reason string, now time.Time) error {
 	return s.txEvents(ctx, func(tx pgx.Tx) error {
-		var was *time.Time
-		err := tx.QueryRow(ctx, `SELECT disabled_at FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&was)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("user: %w", ErrNotFound)
-		}
+		was, err := lockUser(ctx, tx, id)
 		if err != nil || was != nil {
 			return err
 		}
@@ -35,15 +31,21 @@ func (s *Store) DisableUser(ctx context.Context, id, reason string, now time.Tim
 	})
 }
 
+// lockUser locks a user's row for a change of its disabled state and
+// returns that state (nil: enabled); ErrNotFound for an unknown user.
+func lockUser(ctx context.Context, tx pgx.Tx, id string) (disabledAt *time.Time, err error) {
+	err = tx.QueryRow(ctx, `SELECT disabled_at FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&disabledAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("user: %w", ErrNotFound)
+	}
+	return disabledAt, err
+}
+
 // EnableUser lets a disabled user sign in again. Enabling an enabled user
 // changes nothing. ErrNotFound for an unknown user.
 func (s *Store) EnableUser(ctx context.Context, id string, now time.Time) error {
 	return s.txEvents(ctx, func(tx pgx.Tx) error {
-		var was *time.Time
-		err := tx.QueryRow(ctx, `SELECT disabled_at FROM users WHERE id = $1 FOR UPDATE`, id).Scan(&was)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("user: %w", ErrNotFound)
-		}
+		was, err := lockUser(ctx, tx, id)
 		if err != nil || was == nil {
 			return err
 		}
